@@ -1,0 +1,1 @@
+"""Super-resolution networks (no bpy): models, baselines, training, numpy inference."""

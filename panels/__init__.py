@@ -1,0 +1,15 @@
+"""Blender UI: the PhysFace sidebar tab, property groups and add-on preferences."""
+
+from . import preferences
+
+_modules = (preferences,)
+
+
+def register():
+    for module in _modules:
+        module.register()
+
+
+def unregister():
+    for module in reversed(_modules):
+        module.unregister()

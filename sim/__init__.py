@@ -1,0 +1,1 @@
+"""Simulation library (no bpy): face-model import, material space, simulator, datasets."""
