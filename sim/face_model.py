@@ -235,14 +235,19 @@ def import_face_model(source: DataFolder) -> FaceModel:
     return model
 
 
-def load_face_model(data_folder: str | Path | None = None, use_cache: bool = True) -> FaceModel:
-    """The face model from the data folder, through the on-disk cache (reload < 1 s)."""
+def face_model_key(data_folder: str | Path | None = None) -> str:
+    """Cache key of the face model in a data folder: its source file and CODE_VERSION."""
     source = find_data_folder(data_folder)
     fingerprint = file_fingerprint(
         source.ict_source if source.ict_is_archive else source.ict_source / "vertex_indices.json"
     )
-    key = content_key("face_model", CODE_VERSION, str(source.ict_source), fingerprint)
-    path = cache_root() / "face_model" / f"ict_{key}.npz"
+    return content_key("face_model", CODE_VERSION, str(source.ict_source), fingerprint)
+
+
+def load_face_model(data_folder: str | Path | None = None, use_cache: bool = True) -> FaceModel:
+    """The face model from the data folder, through the on-disk cache (reload < 1 s)."""
+    source = find_data_folder(data_folder)
+    path = cache_root() / "face_model" / f"ict_{face_model_key(data_folder)}.npz"
     if use_cache and path.is_file():
         try:
             with np.load(path) as stored:

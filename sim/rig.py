@@ -1,0 +1,294 @@
+"""The rig: the canonical material space assembled for one preset, built once and cached.
+
+A rig holds the anatomy (hinge, bone labels), the LR lattice and the HR conforming mesh
+with their muscle weights and fibres, the render skin's barycentric embedding in each
+mesh, the rigid parts (teeth, eyeballs, gums) and the network's neighbour tables. It is
+keyed by a hash of the face model file, the preset and the source code of every module
+that builds it, so editing the muscle file or the code rebuilds instead of reading a
+stale rig.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from .anatomy import Anatomy, build_anatomy
+from .cache import atomic_path, cache_root, content_key
+from .errors import DataError
+from .face_model import REGIONS, FaceModel, load_face_model
+from .lattice import LipZone, build_lattice
+from .simmesh import JAW, LIP_LOWER, LIP_NONE, LIP_UPPER, SKULL, SimMesh
+from .tetmesh import embed_points
+from .tissue import TISSUE_REGIONS, build_tissue_surface
+
+_SOURCES = ("anatomy", "face_model", "hr_mesh", "inside", "lattice", "muscles", "neighbours",
+            "rig", "simmesh", "tetmesh", "tissue")  # fmt: skip
+EMBEDDED_REGIONS = (*TISSUE_REGIONS, "lacrimal_left", "lacrimal_right", "eye_blend_left",
+                    "eye_blend_right", "eye_occlusion_left", "eye_occlusion_right",
+                    "eyelashes_left", "eyelashes_right")  # fmt: skip
+SKULL_RIGID_REGIONS = ("upper_teeth", "eyeball_left", "eyeball_right")
+JAW_RIGID_REGIONS = ("lower_teeth",)
+
+
+@dataclass(frozen=True)
+class RigPreset:
+    """Resolution settings: LR lattice spacing (cm) and HR/LR element-count ratio."""
+
+    name: str
+    lr_spacing_cm: float
+    hr_ratio: float = 25.0
+    build_hr: bool = True
+
+
+PRESETS = {
+    "tiny": RigPreset("tiny", lr_spacing_cm=2.4),
+    "default": RigPreset("default", lr_spacing_cm=1.1),
+    "paper": RigPreset("paper", lr_spacing_cm=0.6, hr_ratio=26.0),
+}
+
+
+@dataclass
+class MeshMuscles:
+    """Sparse muscle fields on one mesh: (muscle, element, weight, fibre) for every nonzero
+    weight; ``muscle`` (K,) int16, ``element`` (K,) int32, ``weight`` (K,) float32 in (0, 1],
+    ``fibre`` (K, 3) float32 unit directions (origin → insertion)."""
+
+    muscle: np.ndarray
+    element: np.ndarray
+    weight: np.ndarray
+    fibre: np.ndarray
+
+    def dense_weights(self, muscle_count: int, element_count: int) -> np.ndarray:
+        dense = np.zeros((muscle_count, element_count), dtype=np.float32)
+        dense[self.muscle, self.element] = self.weight
+        return dense
+
+
+@dataclass
+class Embedding:
+    """Barycentric embedding of ICT vertices ``vertices`` (P,) in a mesh: ``elements``
+    (P,) int32, ``weights`` (P, 4) float32 (negative entries extrapolate outside points)."""
+
+    vertices: np.ndarray
+    elements: np.ndarray
+    weights: np.ndarray
+
+
+@dataclass
+class Rig:
+    """Everything the simulator and the network need about one head at one preset."""
+
+    preset: str
+    key: str
+    muscle_names: list[str]
+    anatomy: Anatomy
+    lr: SimMesh
+    lr_muscles: MeshMuscles
+    lr_skin: Embedding
+    skull_vertices: np.ndarray  # (A,) int32 ICT vertices rigid with the skull
+    jaw_vertices: np.ndarray  # (B,) int32 ICT vertices rigid with the jaw
+    hr: SimMesh | None = None
+    hr_muscles: MeshMuscles | None = None
+    hr_skin: Embedding | None = None
+    lr_knn: np.ndarray | None = None  # (N, 5) int32
+    lr_knn_distances: np.ndarray | None = None
+    hr_skin_lr_neighbours: np.ndarray | None = None  # (M, 20) int32 into LR vertices
+    hr_skin_lr_distances: np.ndarray | None = None
+    build_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def code_version() -> str:
+    """Hash of the source of every module that builds a rig, and of the muscle file."""
+    here = Path(__file__).parent
+    parts = [
+        (here / f"{name}.py").read_bytes().hex()
+        for name in _SOURCES
+        if (here / f"{name}.py").exists()
+    ]
+    parts.append((here / "data" / "muscles.toml").read_bytes().hex())
+    return content_key(*parts)
+
+
+def _mesh_muscles(definitions, model: FaceModel, mesh: SimMesh) -> MeshMuscles:
+    from .muscles import muscle_fields
+
+    weights, fibres = muscle_fields(definitions, model, mesh.centroids())
+    muscle, element = np.nonzero(weights > 1e-3)
+    return MeshMuscles(
+        muscle=muscle.astype(np.int16),
+        element=element.astype(np.int32),
+        weight=weights[muscle, element],
+        fibre=fibres[muscle, element],
+    )
+
+
+def embed_skin(mesh: SimMesh, model: FaceModel, vertices: np.ndarray) -> Embedding:
+    """Embed ICT vertices in a mesh; lip vertices only in elements of their own lip."""
+    points = model.neutral[vertices]
+    side = LipZone.from_model(model).side(points)
+    elements = np.empty(len(points), dtype=np.int32)
+    weights = np.empty((len(points), 4), dtype=np.float32)
+    for point_side, excluded in ((LIP_NONE, None), (LIP_UPPER, LIP_LOWER), (LIP_LOWER, LIP_UPPER)):
+        chosen = side == point_side
+        if not chosen.any():
+            continue
+        allowed = (
+            np.flatnonzero(mesh.lip_side != excluded) if excluded else np.arange(len(mesh.tets))
+        )
+        e, w = embed_points(points[chosen], mesh.rest_positions, mesh.tets[allowed])
+        elements[chosen], weights[chosen] = allowed[e], w
+    return Embedding(vertices.astype(np.int32), elements, weights)
+
+
+def _region_vertices(model: FaceModel, regions) -> np.ndarray:
+    return np.concatenate([model.region(r) for r in regions]).astype(np.int32)
+
+
+def build_rig(preset: str | RigPreset, model: FaceModel | None = None, progress=None) -> Rig:
+    """Build a rig from scratch (no cache). ``progress(stage: str)`` is called per stage."""
+    from .muscles import load_muscle_definitions
+
+    preset = PRESETS[preset] if isinstance(preset, str) else preset
+    report = progress or (lambda stage: None)
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str):
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[stage] = round(now - clock, 3)
+        clock = now
+
+    report("face model")
+    model = model or load_face_model()
+    surface = build_tissue_surface(model)
+    anatomy = build_anatomy(model)
+    definitions = load_muscle_definitions(face_model=model)
+    lap("face model, tissue, anatomy")
+    report("LR lattice")
+    lr = build_lattice(model, surface, anatomy, preset.lr_spacing_cm)
+    lap("LR lattice")
+    report("LR muscles")
+    lr_muscles = _mesh_muscles(definitions, model, lr)
+    embedded = _region_vertices(model, EMBEDDED_REGIONS)
+    lr_skin = embed_skin(lr, model, embedded)
+    lap("LR muscles and embedding")
+
+    gums = model.region("gums_tongue")
+    gum_in_jaw = anatomy.in_jaw_region(model.neutral[gums])
+    rig = Rig(
+        preset=preset.name,
+        key="",
+        muscle_names=[d.name for d in definitions],
+        anatomy=anatomy,
+        lr=lr,
+        lr_muscles=lr_muscles,
+        lr_skin=lr_skin,
+        skull_vertices=np.concatenate(
+            [_region_vertices(model, SKULL_RIGID_REGIONS), gums[~gum_in_jaw]]
+        ),
+        jaw_vertices=np.concatenate([_region_vertices(model, JAW_RIGID_REGIONS), gums[gum_in_jaw]]),
+    )
+    if preset.build_hr:
+        from .hr_mesh import build_hr_mesh
+        from .neighbours import hr_skin_lr_neighbours, lr_geodesic_knn
+
+        report("HR mesh")
+        rig.hr = build_hr_mesh(model, surface, anatomy, lr.element_count, ratio=preset.hr_ratio)
+        lap("HR mesh")
+        report("HR muscles")
+        rig.hr_muscles = _mesh_muscles(definitions, model, rig.hr)
+        rig.hr_skin = embed_skin(rig.hr, model, embedded)
+        lap("HR muscles and embedding")
+        report("neighbour tables")
+        rig.lr_knn, rig.lr_knn_distances = lr_geodesic_knn(lr, k=5)
+        skin_triangles = surface.triangles[(surface.triangles < len(surface.positions) - 1).all(1)]
+        rig.hr_skin_lr_neighbours, rig.hr_skin_lr_distances = hr_skin_lr_neighbours(
+            surface.positions[:-1], skin_triangles, lr.rest_positions, k=20
+        )
+        lap("neighbour tables")
+    rig.build_seconds = seconds
+    return rig
+
+
+# --- storage --------------------------------------------------------------------------------
+
+_NESTED = {"anatomy": Anatomy, "lr": SimMesh, "hr": SimMesh, "lr_muscles": MeshMuscles,
+           "hr_muscles": MeshMuscles, "lr_skin": Embedding, "hr_skin": Embedding}  # fmt: skip
+
+
+def save_rig(rig: Rig, path: Path) -> None:
+    """Write a rig as one .npz (atomically)."""
+    arrays: dict[str, np.ndarray] = {}
+    for f in fields(rig):
+        value = getattr(rig, f.name)
+        if value is None:
+            continue
+        if f.name in _NESTED:
+            for g in fields(value):
+                arrays[f"{f.name}.{g.name}"] = np.asarray(getattr(value, g.name))
+        elif f.name == "build_seconds":
+            arrays[f.name] = np.array([f"{k}={v}" for k, v in value.items()])
+        else:
+            arrays[f.name] = np.asarray(value)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def read_rig(path: Path) -> Rig:
+    """Read a rig written by save_rig."""
+    with np.load(path) as stored:
+        data = {name: stored[name] for name in stored.files}
+    values: dict[str, object] = {}
+    for f in fields(Rig):
+        if f.name in _NESTED:
+            prefix = f"{f.name}."
+            sub = {k[len(prefix) :]: v for k, v in data.items() if k.startswith(prefix)}
+            if sub:
+                cls = _NESTED[f.name]
+                values[f.name] = cls(**{g.name: sub[g.name] for g in fields(cls)})
+        elif f.name == "build_seconds":
+            pairs = [str(s).split("=") for s in data.get(f.name, [])]
+            values[f.name] = {k: float(v) for k, v in pairs}
+        elif f.name in data:
+            value = data[f.name]
+            values[f.name] = (
+                value.tolist()
+                if f.name == "muscle_names"
+                else (str(value) if value.ndim == 0 else value)
+            )
+    return Rig(**values)
+
+
+def rig_cache_path(preset: RigPreset, model_key: str) -> Path:
+    key = content_key("rig", preset.name, preset.lr_spacing_cm, preset.hr_ratio,
+                      preset.build_hr, model_key, code_version())  # fmt: skip
+    return cache_root() / "rigs" / f"{preset.name}_{key}.npz"
+
+
+def load_rig(preset: str | RigPreset = "default", data_folder=None, progress=None,
+             rebuild: bool = False) -> Rig:  # fmt: skip
+    """The rig for a preset from the cache, built (and cached) when missing or stale."""
+    from .face_model import face_model_key
+
+    if isinstance(preset, str):
+        if preset not in PRESETS:
+            raise DataError(f"Unknown rig preset {preset!r}; choose one of {', '.join(PRESETS)}.")
+        preset = PRESETS[preset]
+    path = rig_cache_path(preset, face_model_key(data_folder))
+    if path.is_file() and not rebuild:
+        try:
+            return read_rig(path)
+        except (OSError, ValueError, KeyError):
+            path.unlink(missing_ok=True)
+    rig = build_rig(preset, load_face_model(data_folder), progress)
+    rig.key = path.stem
+    save_rig(rig, path)
+    return rig
+
+
+__all__ = ["PRESETS", "Rig", "RigPreset", "build_rig", "load_rig", "JAW", "SKULL", "REGIONS"]

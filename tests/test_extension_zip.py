@@ -1,0 +1,97 @@
+"""The built linux-x64 zip installs, enables, disables and uninstalls in headless Blender."""
+
+import importlib.util
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PLATFORM = "linux-x64"
+ZIP_REPO = "physface_zip_test"
+
+
+def _build_tool():
+    path = REPO_ROOT / "tools" / "build_extension.py"
+    spec = importlib.util.spec_from_file_location("physface_build_extension", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def linux_zip(tmp_path_factory):
+    """The linux-x64 zip built by tools/build_extension.py (downloads the wheels if missing)."""
+    tool = _build_tool()
+    manifest = tool.MANIFEST.read_bytes()
+    try:
+        tool.prepare([PLATFORM])
+        (zip_path,) = tool.build([PLATFORM], tmp_path_factory.mktemp("dist"))
+    except tool.BuildError as err:
+        pytest.fail(f"cannot build the {PLATFORM} extension zip: {err}")
+    finally:
+        if tool.MANIFEST.read_bytes() != manifest:
+            tool.MANIFEST.write_bytes(manifest)
+    return zip_path
+
+
+def _repo_index(bpy, module):
+    repos = bpy.context.preferences.extensions.repos
+    return next(i for i, repo in enumerate(repos) if repo.module == module)
+
+
+def test_zip_installs_enables_and_uninstalls(linux_zip, physface_addon, leftovers, tmp_path):
+    import bpy
+
+    addons = bpy.context.preferences.addons
+    bpy.ops.preferences.addon_disable(module=physface_addon)
+    try:
+        assert leftovers(bpy) == []
+        assert "check_data" not in dir(bpy.ops.physface)
+        bpy.ops.preferences.extension_repo_add(
+            name=ZIP_REPO,
+            type="LOCAL",
+            use_custom_directory=True,
+            custom_directory=str(tmp_path / ZIP_REPO),
+        )
+        repos = bpy.context.preferences.extensions.repos
+        repo_module = next(r.module for r in repos if Path(r.directory) == tmp_path / ZIP_REPO)
+        addon = f"bl_ext.{repo_module}.physface"
+        try:
+            result = bpy.ops.extensions.package_install_files(
+                filepath=str(linux_zip), repo=repo_module, enable_on_install=True
+            )
+            assert result == {"FINISHED"}
+            assert addon in addons
+            installed = tmp_path / ZIP_REPO / "physface"
+            assert Path(sys.modules[addon].__file__).parent == installed
+            assert "check_data" in dir(bpy.ops.physface)
+            assert addons[addon].preferences.bl_rna.identifier == "PHYSFACE_AP_preferences"
+
+            with zipfile.ZipFile(linux_zip) as zf:
+                wheels = sorted(Path(n).name for n in zf.namelist() if n.startswith("wheels/"))
+            assert wheels and all("manylinux" in w for w in wheels), wheels
+            assert sorted(p.name for p in (installed / "wheels").iterdir()) == wheels
+            site = Path(bpy.utils.user_resource("EXTENSIONS")) / ".local"
+            dist_infos = {p.name for p in site.glob("lib/python*/site-packages/*.dist-info")}
+            for wheel in wheels:
+                assert "-".join(wheel.split("-")[:2]) + ".dist-info" in dist_infos, wheel
+
+            bpy.ops.preferences.addon_disable(module=addon)
+            assert addon not in addons
+            assert leftovers(bpy) == []
+            result = bpy.ops.extensions.package_uninstall(
+                repo_index=_repo_index(bpy, repo_module), pkg_id="physface"
+            )
+            assert result == {"FINISHED"}
+            assert not installed.exists()
+        finally:
+            bpy.ops.preferences.extension_repo_remove(
+                index=_repo_index(bpy, repo_module), remove_files=True
+            )
+        assert "check_data" not in dir(bpy.ops.physface)
+    finally:
+        bpy.ops.preferences.addon_enable(module=physface_addon)
+    assert physface_addon in addons
+    assert "check_data" in dir(bpy.ops.physface)
