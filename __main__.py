@@ -5,6 +5,7 @@ import sys
 
 VERBS = {
     "check-data": "check_data",
+    "build-rig": "build_rig",
 }
 
 

@@ -20,7 +20,7 @@ from .anatomy import Anatomy, build_anatomy
 from .cache import atomic_path, cache_root, content_key
 from .errors import DataError
 from .face_model import REGIONS, FaceModel, load_face_model
-from .lattice import LipZone, build_lattice
+from .lattice import ClipRegion, LipZone, build_lattice
 from .simmesh import JAW, LIP_LOWER, LIP_NONE, LIP_UPPER, SKULL, SimMesh
 from .tetmesh import embed_points
 from .tissue import TISSUE_REGIONS, build_tissue_surface
@@ -89,7 +89,8 @@ class Rig:
     lr: SimMesh
     lr_muscles: MeshMuscles
     lr_skin: Embedding
-    skull_vertices: np.ndarray  # (A,) int32 ICT vertices rigid with the skull
+    skull_vertices: np.ndarray  # (A,) int32 ICT vertices rigid with the skull (also the
+    # back of the head and the neck outside the simulated region)
     jaw_vertices: np.ndarray  # (B,) int32 ICT vertices rigid with the jaw
     hr: SimMesh | None = None
     hr_muscles: MeshMuscles | None = None
@@ -113,16 +114,42 @@ def code_version() -> str:
     return content_key(*parts)
 
 
-def _mesh_muscles(definitions, model: FaceModel, mesh: SimMesh) -> MeshMuscles:
-    from .muscles import muscle_fields
+# Barycentric sample points per element: centroid, four points toward the corners, and
+# the six edge midpoints pulled toward the centroid. A muscle's weight in an element is its
+# mean over the samples (the covered fraction), so thin muscles keep their elements on a
+# coarse lattice instead of vanishing between centroids.
+_SAMPLES = np.array(
+    [[0.25, 0.25, 0.25, 0.25]]
+    + [[0.55 if i == j else 0.15 for j in range(4)] for i in range(4)]
+    + [[0.4 if k in (i, j) else 0.1 for k in range(4)] for i in range(4) for j in range(i + 1, 4)],
+    dtype=np.float32,
+)
 
-    weights, fibres = muscle_fields(definitions, model, mesh.centroids())
-    muscle, element = np.nonzero(weights > 1e-3)
+
+def _mesh_muscles(definitions, model: FaceModel, mesh: SimMesh, samples: int = 11) -> MeshMuscles:
+    """Muscle weights (covered fraction) and fibres of every element of a mesh."""
+    from .muscles import muscle_fields, muscle_paths
+
+    bary = _SAMPLES[:samples]
+    corners = mesh.rest_positions[mesh.tets]  # (E, 4, 3)
+    points = np.einsum("sk,ekd->esd", bary, corners).reshape(-1, 3)
+    weights, fibres = muscle_fields(definitions, model, points)
+    m_count, e_count = len(definitions), mesh.element_count
+    weights = weights.reshape(m_count, e_count, len(bary))
+    fibres = fibres.reshape(m_count, e_count, len(bary), 3)
+    element_weight = weights.mean(axis=2)
+    element_fibre = np.einsum("mes,mesd->med", weights + 1e-6, fibres)
+    # Every muscle keeps the elements its centreline passes through, however coarse the mesh.
+    for m, path in enumerate(muscle_paths(definitions, model)):
+        hit, _ = embed_points(path, mesh.rest_positions, mesh.tets)
+        element_weight[m, hit] = np.maximum(element_weight[m, hit], 0.25)
+    element_fibre /= np.linalg.norm(element_fibre, axis=2, keepdims=True) + 1e-12
+    muscle, element = np.nonzero(element_weight > 1e-3)
     return MeshMuscles(
         muscle=muscle.astype(np.int16),
         element=element.astype(np.int32),
-        weight=weights[muscle, element],
-        fibre=fibres[muscle, element],
+        weight=element_weight[muscle, element].astype(np.float32),
+        fibre=element_fibre[muscle, element].astype(np.float32),
     )
 
 
@@ -174,7 +201,9 @@ def build_rig(preset: str | RigPreset, model: FaceModel | None = None, progress=
     lap("LR lattice")
     report("LR muscles")
     lr_muscles = _mesh_muscles(definitions, model, lr)
-    embedded = _region_vertices(model, EMBEDDED_REGIONS)
+    candidates = _region_vertices(model, EMBEDDED_REGIONS)
+    in_clip = ClipRegion().contains(model.neutral[candidates])
+    embedded, outside_clip = candidates[in_clip], candidates[~in_clip]
     lr_skin = embed_skin(lr, model, embedded)
     lap("LR muscles and embedding")
 
@@ -189,7 +218,7 @@ def build_rig(preset: str | RigPreset, model: FaceModel | None = None, progress=
         lr_muscles=lr_muscles,
         lr_skin=lr_skin,
         skull_vertices=np.concatenate(
-            [_region_vertices(model, SKULL_RIGID_REGIONS), gums[~gum_in_jaw]]
+            [_region_vertices(model, SKULL_RIGID_REGIONS), gums[~gum_in_jaw], outside_clip]
         ),
         jaw_vertices=np.concatenate([_region_vertices(model, JAW_RIGID_REGIONS), gums[gum_in_jaw]]),
     )
@@ -201,7 +230,7 @@ def build_rig(preset: str | RigPreset, model: FaceModel | None = None, progress=
         rig.hr = build_hr_mesh(model, surface, anatomy, lr.element_count, ratio=preset.hr_ratio)
         lap("HR mesh")
         report("HR muscles")
-        rig.hr_muscles = _mesh_muscles(definitions, model, rig.hr)
+        rig.hr_muscles = _mesh_muscles(definitions, model, rig.hr, samples=5)
         rig.hr_skin = embed_skin(rig.hr, model, embedded)
         lap("HR muscles and embedding")
         report("neighbour tables")
