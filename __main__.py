@@ -6,6 +6,8 @@ import sys
 VERBS = {
     "check-data": "check_data",
     "build-rig": "build_rig",
+    "rig-pictures": "rig_pictures",
+    "demo": "demo",
 }
 
 

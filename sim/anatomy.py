@@ -83,6 +83,8 @@ class Anatomy:
     skin_vertices: np.ndarray
     skin_positions: np.ndarray
     skin_depths: np.ndarray
+    attachment_positions: np.ndarray  # (K, 3) gum points soft tissue is attached to
+    attachment_labels: np.ndarray  # (K,) int8 SKULL (upper) or JAW (lower)
     occlusal_plane: np.ndarray  # (4,) positive below (toward the jaw)
     mandibular_plane: np.ndarray  # (4,) positive above (toward the jaw)
     ramus_back_z: float
@@ -98,13 +100,22 @@ class Anatomy:
         distance, nearest = cKDTree(self.skin_positions).query(points)
         return distance.astype(np.float32), self.skin_depths[nearest]
 
-    def bone_labels(self, points: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    def bone_labels(
+        self, points: np.ndarray, inside: np.ndarray, attach_radius: float = 0.3
+    ) -> np.ndarray:
         """Per point (P,) int8: 0 soft tissue, SKULL or JAW. ``inside`` (P,) bool marks
-        points inside the tissue surface (points outside are never bone)."""
+        points inside the tissue surface (points outside are bone only as attachments).
+        Points within ``attach_radius`` cm of the gums are attached to them:
+        upper to the skull, lower to the jaw (the mouth socket's lining at the vestibule)."""
+        from scipy.spatial import cKDTree
+
         distance, depth = self.tissue_depth_at(points)
         bone = inside & (distance > depth)
         labels = np.where(bone, SKULL, 0).astype(np.int8)
         labels[bone & self.in_jaw_region(points)] = JAW
+        gap, nearest = cKDTree(self.attachment_positions).query(points)
+        attached = gap < attach_radius
+        labels[attached] = self.attachment_labels[nearest[attached]]
         return labels
 
     def in_jaw_region(self, points: np.ndarray) -> np.ndarray:
@@ -166,15 +177,23 @@ def build_anatomy(model: FaceModel) -> Anatomy:
     occlusal = _plane_through(hinge_right, hinge_left, lip_contact, p[model.landmarks[8]])
     depths = _interpolate_depths(model, skin)
     depth_of = dict(zip(skin.tolist(), depths.tolist(), strict=True))
-    menton = p[model.landmarks[8]] + np.array([0, 1, 0]) * depth_of[int(model.landmarks[8])]
+    # The mandible's lower border: through the skin menton and the jaw angles; below it the
+    # submental tissue and neck are soft. (ICT's mouth socket reaches down to the incisor
+    # roots, so the bony chin lies low and the plane must not cut it off.)
+    menton = p[model.landmarks[8]]
     gonion_index = 8  # the jaw line's corner in the README's extended lists (ear → chin)
     gonions = []
     for line in (JAWLINE_RIGHT, JAWLINE_LEFT):
         vertex = line[gonion_index]
         inward = -p[vertex] * np.array([1.0, 0.0, 0.0]) / abs(p[vertex][0])
-        gonions.append(p[vertex] + (inward + np.array([0, 1.0, 0])) * 0.7 * depth_of[vertex])
+        gonions.append(p[vertex] + inward * depth_of[vertex])
     mandibular = _plane_through(gonions[0], gonions[1], menton, p[model.landmarks[57]])
+    gums = model.region("gums_tongue")
+    attach = gums  # the teeth crowns are not attached: the lips slide over them
+    occlusal_side = np.c_[p[attach], np.ones(len(attach))] @ occlusal > 0
     return Anatomy(
+        attachment_positions=model.neutral[attach],
+        attachment_labels=np.where(occlusal_side, JAW, SKULL).astype(np.int8),
         hinge_left=hinge_left.astype(np.float32),
         hinge_right=hinge_right.astype(np.float32),
         skin_vertices=skin.astype(np.int32),

@@ -145,7 +145,9 @@ def build_lattice(
 
     labels = np.zeros(len(nodes), dtype=np.int8)
     used = np.unique(tets[keep])
-    labels[used] = anatomy.bone_labels(nodes[used].astype(np.float32), inside[used])
+    labels[used] = anatomy.bone_labels(
+        nodes[used].astype(np.float32), inside[used], attach_radius=0.4 * spacing
+    )
     cut = (nodes[:, 2] < clip.min_z + spacing) | (nodes[:, 1] < clip.min_y + spacing)
     labels[used[inside[used] & cut[used] & (labels[used] == FREE)]] = SKULL
     skin_tets = np.zeros(len(tets), dtype=bool)

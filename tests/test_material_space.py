@@ -1,0 +1,130 @@
+"""The canonical material space on the tiny rig: surfaces, meshes, muscles, jaw, embedding."""
+
+import numpy as np
+import pytest
+
+from physface.sim.anatomy import JawPose, apply_transform, build_anatomy
+from physface.sim.face_model import load_face_model
+from physface.sim.lattice import LipZone
+from physface.sim.rig import load_rig
+from physface.sim.simmesh import JAW, LIP_LOWER, LIP_UPPER, SKULL
+from physface.sim.tetmesh import interpolate
+from physface.sim.tissue import build_tissue_surface
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_face_model()
+
+
+@pytest.fixture(scope="module")
+def rig():
+    return load_rig("tiny")
+
+
+def test_tissue_surface_is_closed_and_outward(model):
+    surface = build_tissue_surface(model)
+    assert len(surface.boundary_edges()) == 0
+    assert surface.is_consistently_oriented()
+    # A head-and-neck of the ICT model holds a few litres; outward means positive.
+    assert 3000 < surface.volume() < 8000
+    # Outward normals: the nose tip's normal points forward (+z).
+    nose = np.flatnonzero(surface.ict_vertices == model.landmarks[30])[0]
+    assert surface.vertex_normals()[nose, 2] > 0.8
+
+
+@pytest.mark.parametrize("mesh_name", ["lr", "hr"])
+def test_no_element_has_non_positive_volume(rig, mesh_name):
+    mesh = getattr(rig, mesh_name)
+    volumes = mesh.volumes()
+    print(
+        f"{mesh_name}: {mesh.element_count} elements, min dihedral {mesh.min_dihedral_deg():.1f}°"
+    )
+    assert volumes.min() > 0
+
+
+def test_lattice_is_well_conditioned(rig):
+    assert rig.lr.min_dihedral_deg() > 30.0
+
+
+def test_every_muscle_has_elements_and_unit_fibres(rig):
+    for mesh, muscles in ((rig.lr, rig.lr_muscles), (rig.hr, rig.hr_muscles)):
+        counts = np.bincount(muscles.muscle, minlength=len(rig.muscle_names))
+        empty = [n for n, c in zip(rig.muscle_names, counts, strict=True) if c == 0]
+        assert not empty, f"muscles without elements: {empty}"
+        np.testing.assert_allclose(np.linalg.norm(muscles.fibre, axis=1), 1.0, atol=1e-4)
+        assert muscles.weight.min() > 0 and muscles.weight.max() <= 1.0 + 1e-6
+        assert muscles.element.max() < mesh.element_count
+
+
+def test_linear_muscle_fibres_point_from_origin_to_insertion(rig, model):
+    from physface.sim.muscles import load_muscle_definitions
+
+    definitions = load_muscle_definitions(face_model=model)
+    for m, definition in enumerate(definitions):
+        if definition.kind != "linear":
+            continue
+        axis = model.neutral[definition.anchors[-1]] - model.neutral[definition.anchors[0]]
+        chosen = rig.lr_muscles.muscle == m
+        weighted = (rig.lr_muscles.fibre[chosen] * rig.lr_muscles.weight[chosen, None]).sum(0)
+        assert weighted @ axis > 0, definition.name
+
+
+@pytest.mark.parametrize("mesh_name", ["lr", "hr"])
+def test_embedding_reproduces_the_rest_skin(rig, model, mesh_name):
+    mesh, skin = getattr(rig, mesh_name), getattr(rig, f"{mesh_name}_skin")
+    positions = interpolate(mesh.rest_positions, mesh.tets, skin.elements, skin.weights)
+    np.testing.assert_allclose(positions, model.neutral[skin.vertices], atol=1e-4)
+
+
+def test_lips_do_not_share_elements_or_nodes(rig, model):
+    lr = rig.lr
+    upper = np.unique(lr.tets[lr.lip_side == LIP_UPPER])
+    lower = np.unique(lr.tets[lr.lip_side == LIP_LOWER])
+    assert len(upper) and len(lower)
+    assert not len(np.intersect1d(upper, lower))
+    # Upper-lip skin embeds in upper-lip or unlabelled elements only, and vice versa.
+    side = LipZone.from_model(model).side(model.neutral[rig.lr_skin.vertices])
+    assert not (lr.lip_side[rig.lr_skin.elements[side == LIP_UPPER]] == LIP_LOWER).any()
+    assert not (lr.lip_side[rig.lr_skin.elements[side == LIP_LOWER]] == LIP_UPPER).any()
+
+
+def test_bones_are_labelled(rig):
+    for mesh in (rig.lr, rig.hr):
+        assert (mesh.node_labels == SKULL).sum() > 0
+        assert (mesh.node_labels == JAW).sum() > 0
+    # The jaw's nodes lie below the skull's on average.
+    lr = rig.lr
+    jaw_y = lr.rest_positions[lr.node_labels == JAW, 1].mean()
+    skull_y = lr.rest_positions[lr.node_labels == SKULL, 1].mean()
+    assert jaw_y < skull_y
+
+
+def test_jaw_transform_identity_at_rest_and_opens_down(model):
+    anatomy = build_anatomy(model)
+    np.testing.assert_allclose(anatomy.jaw_transform(JawPose()), np.eye(4), atol=1e-12)
+    chin = model.neutral[model.landmarks[8]][None]
+    opened = apply_transform(anatomy.jaw_transform(JawPose(opening_deg=20.0)), chin)[0]
+    assert opened[1] < chin[0, 1] - 1.0  # more than 1 cm down at 20°
+    lateral = apply_transform(anatomy.jaw_transform(JawPose(lateral_mm=5.0)), chin)[0]
+    np.testing.assert_allclose(lateral - chin[0], [0.5, 0, 0], atol=1e-6)
+    rotation = anatomy.jaw_transform(JawPose(opening_deg=15.0))[:3, :3]
+    np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-12)
+
+
+def test_rigid_parts_follow_skull_and_jaw(rig, model):
+    lower_teeth = model.region("lower_teeth")
+    upper_teeth = model.region("upper_teeth")
+    assert np.isin(lower_teeth, rig.jaw_vertices).all()
+    assert np.isin(upper_teeth, rig.skull_vertices).all()
+    assert np.isin(model.region("eyeball_left"), rig.skull_vertices).all()
+
+
+def test_neighbour_tables(rig):
+    n, m = rig.lr.vertex_count, len(rig.hr_skin_lr_neighbours)
+    assert rig.lr_knn.shape == (n, 5)
+    assert rig.hr_skin_lr_neighbours.shape[1] == 20
+    assert m >= n
+    # The geodesically nearest LR neighbour is geometrically close.
+    first = rig.lr.rest_positions[rig.lr_knn[:, 0]] - rig.lr.rest_positions
+    assert np.linalg.norm(first, axis=1).max() < 2.4 * 1.01
