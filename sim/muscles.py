@@ -5,7 +5,7 @@ pushed inward along the skin normal by their depth, joined by a centripetal Catm
 spline (closed for a ring) and resampled every ``SAMPLE_SPACING_CM``. A query point gets
 a weight from its offset to the closest centreline point, measured in the muscle's
 elliptical cross-section (``thickness`` along the skin normal, ``width`` across the fibres
-along the skin): 1 inside, a smoothstep falloff to 0 over ``falloff`` half-axes beyond.
+along the skin): 1 inside, a smoothstep falloff to 0 across a band ``falloff_cm`` wide.
 Its fibre is the centreline's unit tangent there: origin → insertion for linear muscles (a
 contraction pulls the insertion toward the origin), along the loop for rings.
 """
@@ -27,8 +27,9 @@ KINDS = ("linear", "ring")
 GROUPS = ("forehead", "brows", "eyes", "nose", "cheeks", "mouth", "chin", "neck")
 SKIN_REGIONS = ("face", "head_neck")
 SAMPLE_SPACING_CM = 0.1
-FALLOFF = 0.5  # falloff band, in half-axes of the cross-section beyond its edge
+FALLOFF_CM = 0.25  # width of the band where a weight falls from 1 to 0, beyond the section
 CHUNK_POINTS = 1 << 18
+CELL_CM = 0.5  # cell size for the nearest tangent of far (zero-weight) points
 
 _REQUIRED_KEYS = (
     "kind",
@@ -181,7 +182,7 @@ def _parse_muscle(
     if not isinstance(units, list) or not all(
         isinstance(u, str) and _ACTION_UNIT.fullmatch(u) for u in units
     ):
-        raise fail("action_units must be a list like [\"AU12\"]")
+        raise fail('action_units must be a list like ["AU12"]')
     if not isinstance(table["description"], str) or not table["description"].strip():
         raise fail("description must be a non-empty string")
     mirror = table.get("mirror", False)
@@ -211,7 +212,8 @@ def _is_number(value: object) -> bool:
 def _mirrored(definition: MuscleDefinition, vertex_map: np.ndarray) -> MuscleDefinition:
     """The right-side twin of a left muscle: anchors mirrored x -> -x, same order."""
     anchors = tuple(int(vertex_map[a]) for a in definition.anchors)
-    description = definition.description.replace("left", "right").replace("Left", "Right")
+    description = re.sub(r"\bleft\b", "right", definition.description)
+    description = re.sub(r"\bLeft\b", "Right", description)
     return MuscleDefinition(
         name=definition.name[:-2] + "_R",
         kind=definition.kind,
@@ -267,9 +269,17 @@ def skin_vertex_normals(face_model: FaceModel) -> np.ndarray:
     if np.einsum("ij,ij->", normals[skin], p[skin] - centre) < 0:
         normals = -normals
     length = np.linalg.norm(normals, axis=1, keepdims=True)
-    return np.divide(normals, length, out=np.zeros_like(normals), where=length > 0).astype(
-        np.float32
-    )
+    normals = np.divide(normals, length, out=np.zeros_like(normals), where=length > 0)
+    # The fan triangulation of quads is not mirror symmetric; average each normal with its
+    # twin's mirror image where the mesh itself is symmetric, so L/R muscles are mirrors.
+    twin = mirror_vertex_map(face_model)
+    flip = np.array([-1.0, 1.0, 1.0])
+    symmetric = np.linalg.norm(p[twin] * flip - p, axis=1) < 0.01  # 0.1 mm
+    averaged = normals + normals[twin] * flip
+    length = np.linalg.norm(averaged, axis=1, keepdims=True)
+    use = symmetric & (length[:, 0] > 1e-6)
+    normals[use] = averaged[use] / length[use]
+    return normals.astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -283,15 +293,12 @@ class _Centreline:
     closed: bool
 
 
-def muscle_paths(
-    definitions: list[MuscleDefinition], face_model: FaceModel
-) -> list[np.ndarray]:
+def muscle_paths(definitions: list[MuscleDefinition], face_model: FaceModel) -> list[np.ndarray]:
     """Each muscle's smooth centreline (K, 3) float32 cm, origin → insertion or around the
     loop (a ring's last point repeats its first), sampled every ~SAMPLE_SPACING_CM."""
     normals = skin_vertex_normals(face_model)
     return [
-        _centreline(d, face_model.neutral, normals).points.astype(np.float32)
-        for d in definitions
+        _centreline(d, face_model.neutral, normals).points.astype(np.float32) for d in definitions
     ]
 
 
@@ -367,42 +374,55 @@ def muscle_fields(
     definitions: list[MuscleDefinition],
     face_model: FaceModel,
     points: np.ndarray,
-    falloff: float = FALLOFF,
+    falloff_cm: float = FALLOFF_CM,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-muscle weights and fibre directions at query points (N, 3) cm (element centroids).
 
     Returns weights (M, N) float32 in [0, 1] and fibre_directions (M, N, 3) float32 unit
-    vectors (also where the weight is 0: the tangent at the closest centreline point).
+    vectors (where the weight is 0: the tangent near the closest centreline point, found
+    per CELL_CM cell).
+    Points near a muscle are processed in chunks of CHUNK_POINTS; memory is the outputs,
+    16 bytes per point and muscle, plus ~30 bytes per point and chunk-sized temporaries.
     """
     from scipy.spatial import cKDTree
 
+    if not falloff_cm > 0:
+        raise ValueError(f"falloff_cm must be positive, not {falloff_cm}")
     points = np.asarray(points, dtype=np.float32).reshape(-1, 3)
+    if not np.isfinite(points).all():
+        raise ValueError("muscle_fields: the query points contain NaN or infinite values")
     normals = skin_vertex_normals(face_model)
     weights = np.zeros((len(definitions), len(points)), dtype=np.float32)
-    directions = np.zeros((len(definitions), len(points), 3), dtype=np.float32)
+    directions = np.empty((len(definitions), len(points), 3), dtype=np.float32)
+    if not len(points):
+        return weights, directions
+    # Far points (weight 0) only need a nearest tangent: one per CELL_CM cell of the points.
+    corner = points.min(axis=0)
+    grid = np.floor((points - corner) / CELL_CM).astype(np.int64)
+    shape = grid.max(axis=0) + 1
+    cells, cell_of_point = np.unique(np.ravel_multi_index(grid.T, shape), return_inverse=True)
+    del grid
+    centres = corner + (np.stack(np.unravel_index(cells, shape), axis=1) + 0.5) * CELL_CM
     for m, definition in enumerate(definitions):
         line = _centreline(definition, face_model.neutral, normals)
         samples = line.points[:-1] if line.closed else line.points
-        tree = cKDTree(samples)
-        # Far points (weight 0) only need the nearest tangent: samples ~1 cm apart suffice.
-        sparse = np.arange(0, len(samples), max(int(round(1.0 / SAMPLE_SPACING_CM)), 1))
-        sparse_points = samples[sparse].astype(np.float32)
-        sparse_tangents = line.tangents[sparse].astype(np.float32)
-        sparse_norms = np.einsum("ij,ij->i", sparse_points, sparse_points)
+        sparse = np.arange(0, len(samples), max(int(round(CELL_CM / SAMPLE_SPACING_CM)), 1))
+        _, nearest = cKDTree(samples[sparse]).query(centres)
+        directions[m] = line.tangents[sparse[nearest]][cell_of_point]
+        # Points that may have weight: those in cells that reach the muscle's bounding box.
         half_axes = (0.5 * definition.thickness, 0.5 * definition.width)
-        reach = max(half_axes) * (1.0 + falloff) + SAMPLE_SPACING_CM
+        reach = max(half_axes) + falloff_cm + SAMPLE_SPACING_CM + CELL_CM * 3**0.5 / 2
         low, high = samples.min(axis=0) - reach, samples.max(axis=0) + reach
-        for start in range(0, len(points), CHUNK_POINTS):
-            chunk = points[start : start + CHUNK_POINTS]
-            nearest = np.argmin(sparse_norms - 2.0 * (chunk @ sparse_points.T), axis=1)
-            directions[m, start : start + len(chunk)] = sparse_tangents[nearest]
-            near = np.flatnonzero(np.all((chunk >= low) & (chunk <= high), axis=1))
-            if len(near):
-                close = chunk[near].astype(np.float64)
-                _, nearest = tree.query(close, workers=-1)
-                w, d = _field_chunk(line, close, nearest, half_axes, falloff)
-                weights[m, start + near] = w
-                directions[m, start + near] = d
+        near_cells = np.all((centres >= low) & (centres <= high), axis=1)
+        near = np.flatnonzero(near_cells[cell_of_point])
+        tree = cKDTree(samples)
+        for start in range(0, len(near), CHUNK_POINTS):
+            chunk = near[start : start + CHUNK_POINTS]
+            close = points[chunk].astype(np.float64)
+            _, nearest = tree.query(close, workers=-1)
+            w, d = _field_chunk(line, close, nearest, half_axes, falloff_cm)
+            weights[m, chunk] = w
+            directions[m, chunk] = d
     return weights, directions
 
 
@@ -411,7 +431,7 @@ def _field_chunk(
     points: np.ndarray,
     nearest: np.ndarray,
     half_axes: tuple[float, float],
-    falloff: float,
+    falloff_cm: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Weights (n,) and unit fibres (n, 3) for points (n, 3) with their nearest samples."""
     segments = len(line.points) - 1
@@ -419,8 +439,8 @@ def _field_chunk(
     best_segment = np.zeros(len(points), dtype=np.int64)
     best_u = np.zeros(len(points))
     # The closest point lies on one of the two segments meeting at the nearest sample.
-    for offset in (-1, 0):
-        segment = nearest + offset
+    for shift in (-1, 0):
+        segment = nearest + shift
         if line.closed:
             segment %= segments
         else:
@@ -444,14 +464,22 @@ def _field_chunk(
     normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-12)
     binormal = np.cross(tangent, normal)
     offset = points - foot
-    half_thickness, half_width = half_axes
-    # Elliptical cross-section; past a linear muscle's ends, a rounded cap (along tangent).
-    radius = np.sqrt(
-        (np.einsum("ij,ij->i", offset, normal) / half_thickness) ** 2
-        + (np.einsum("ij,ij->i", offset, binormal) / half_width) ** 2
-        + (np.einsum("ij,ij->i", offset, tangent) / half_thickness) ** 2
-    )
-    x = np.clip((radius - 1.0) / falloff, 0.0, 1.0)
+    across = np.einsum("ij,ij->i", offset, normal)
+    sideways = np.einsum("ij,ij->i", offset, binormal)
+    along = np.einsum("ij,ij->i", offset, tangent)  # non-zero only past a linear muscle's ends
+
+    def radius(half_thickness: float, half_width: float) -> np.ndarray:
+        """Offset in units of an elliptical section (a rounded cap past the ends)."""
+        return np.sqrt(
+            (across / half_thickness) ** 2
+            + (sideways / half_width) ** 2
+            + (along / half_thickness) ** 2
+        )
+
+    inner = radius(*half_axes)
+    outer = radius(half_axes[0] + falloff_cm, half_axes[1] + falloff_cm)
+    # Fraction of the way from the section's edge to the band's edge along the offset's ray.
+    x = np.clip((inner - 1.0) * outer / np.maximum(inner - outer, 1e-12), 0.0, 1.0)
     weight = 1.0 - x * x * (3.0 - 2.0 * x)
     tangent = tangent.astype(np.float32)
     tangent /= np.linalg.norm(tangent, axis=1, keepdims=True)

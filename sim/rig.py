@@ -131,14 +131,18 @@ def _mesh_muscles(definitions, model: FaceModel, mesh: SimMesh, samples: int = 1
     from .muscles import muscle_fields, muscle_paths
 
     bary = _SAMPLES[:samples]
-    corners = mesh.rest_positions[mesh.tets]  # (E, 4, 3)
-    points = np.einsum("sk,ekd->esd", bary, corners).reshape(-1, 3)
-    weights, fibres = muscle_fields(definitions, model, points)
     m_count, e_count = len(definitions), mesh.element_count
-    weights = weights.reshape(m_count, e_count, len(bary))
-    fibres = fibres.reshape(m_count, e_count, len(bary), 3)
-    element_weight = weights.mean(axis=2)
-    element_fibre = np.einsum("mes,mesd->med", weights + 1e-6, fibres)
+    element_weight = np.zeros((m_count, e_count), dtype=np.float32)
+    element_fibre = np.zeros((m_count, e_count, 3), dtype=np.float32)
+    for start in range(0, e_count, 40000):  # bounded memory on HR meshes
+        block = slice(start, min(start + 40000, e_count))
+        corners = mesh.rest_positions[mesh.tets[block]]  # (B, 4, 3)
+        points = np.einsum("sk,bkd->bsd", bary, corners).reshape(-1, 3)
+        weights, fibres = muscle_fields(definitions, model, points)
+        weights = weights.reshape(m_count, -1, len(bary))
+        fibres = fibres.reshape(m_count, -1, len(bary), 3)
+        element_weight[:, block] = weights.mean(axis=2)
+        element_fibre[:, block] = np.einsum("mes,mesd->med", weights + 1e-6, fibres)
     # Every muscle keeps the elements its centreline passes through, however coarse the mesh.
     for m, path in enumerate(muscle_paths(definitions, model)):
         hit, _ = embed_points(path, mesh.rest_positions, mesh.tets)
