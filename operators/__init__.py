@@ -1,8 +1,8 @@
 """Blender operators: each turns its properties into a library call and writes the result."""
 
-from . import check_data
+from . import add_head, bake, check_data, expression, live
 
-_modules = (check_data,)
+_modules = (check_data, add_head, expression, bake, live)
 
 
 def register():

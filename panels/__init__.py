@@ -1,8 +1,8 @@
 """Blender UI: the PhysFace sidebar tab, property groups and add-on preferences."""
 
-from . import preferences
+from . import preferences, properties, sidebar
 
-_modules = (preferences,)
+_modules = (preferences, properties, sidebar)
 
 
 def register():

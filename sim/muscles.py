@@ -76,6 +76,36 @@ class MuscleDefinition:
 # --- definitions --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class MuscleEntry:
+    """What the UI needs of a muscle, read without the face model (for registration)."""
+
+    name: str
+    group: str
+    description: str
+    action_units: tuple[str, ...]
+
+
+def muscle_catalogue(path: str | Path | None = None) -> list[MuscleEntry]:
+    """Names, groups, descriptions and action units of the muscle file, mirrors included,
+    in the same order as ``load_muscle_definitions``; light enough for add-on registration."""
+    path = Path(path) if path is not None else DEFAULT_PATH
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise DataError(f"The muscle file {path} cannot be read ({error}).") from error
+    entries = []
+    for name, table in document.items():
+        units = tuple(table.get("action_units", ()))
+        description = str(table.get("description", ""))
+        entries.append(MuscleEntry(name, str(table.get("group", "")), description, units))
+        if table.get("mirror"):
+            mirrored = re.sub(r"\bleft\b", "right", description)
+            mirrored = re.sub(r"\bLeft\b", "Right", mirrored)
+            entries.append(MuscleEntry(name[:-2] + "_R", entries[-1].group, mirrored, units))
+    return entries
+
+
 def load_muscle_definitions(
     path: str | Path | None = None, face_model: FaceModel | None = None
 ) -> list[MuscleDefinition]:

@@ -304,14 +304,21 @@ def rig_cache_path(preset: RigPreset, model_key: str) -> Path:
 
 
 def load_rig(preset: str | RigPreset = "default", data_folder=None, progress=None,
-             rebuild: bool = False) -> Rig:  # fmt: skip
-    """The rig for a preset from the cache, built (and cached) when missing or stale."""
+             rebuild: bool = False, with_hr: bool = True) -> Rig:  # fmt: skip
+    """The rig for a preset from the cache, built (and cached) when missing or stale.
+
+    ``with_hr=False`` gives the LR-only rig that live playback needs (no HR mesh, no
+    pytetwild); its LR parts are identical to the full rig's."""
+    from dataclasses import replace
+
     from .face_model import face_model_key
 
     if isinstance(preset, str):
         if preset not in PRESETS:
             raise DataError(f"Unknown rig preset {preset!r}; choose one of {', '.join(PRESETS)}.")
         preset = PRESETS[preset]
+    if not with_hr:
+        preset = replace(preset, build_hr=False)
     path = rig_cache_path(preset, face_model_key(data_folder))
     if path.is_file() and not rebuild:
         try:

@@ -1,0 +1,129 @@
+"""Blender meshes of the ICT head: head (skin, sockets, lashes), teeth and eyes objects.
+
+Converts the face model's arrays into Blender data at the edge: vertices (cm, ICT frame;
+the object's transform turns ICT +Y-up centimetres into Blender +Z-up metres), polygons,
+UVs, materials, the ``physface_ict`` vertex attribute that maps each Blender vertex to its
+ICT vertex, and the Basis + PhysFace shape keys that playback writes into.
+"""
+
+from __future__ import annotations
+
+import math
+
+import bpy
+import numpy as np
+
+from .live import ICT_ATTRIBUTE, SHAPE_KEY
+
+PARTS = {
+    "head": ("face", "head_neck", "mouth_socket", "eye_socket_left", "eye_socket_right",
+             "eyelashes_left", "eyelashes_right"),
+    "teeth": ("gums_tongue", "teeth"),
+    "eyes": ("eyeball_left", "eyeball_right"),
+}  # fmt: skip
+# (material name, base colour, roughness, subsurface weight) and the regions that use it.
+MATERIALS = {
+    "PhysFace Skin": ((0.80, 0.57, 0.47, 1), 0.45, 0.15, ("face", "head_neck")),
+    "PhysFace Mouth": ((0.55, 0.22, 0.22, 1), 0.35, 0.1, ("mouth_socket", "gums_tongue")),
+    "PhysFace Socket": ((0.45, 0.30, 0.28, 1), 0.5, 0.0, ("eye_socket_left", "eye_socket_right")),
+    "PhysFace Lashes": ((0.04, 0.03, 0.03, 1), 0.6, 0.0, ("eyelashes_left", "eyelashes_right")),
+    "PhysFace Teeth": ((0.92, 0.89, 0.80, 1), 0.3, 0.0, ("teeth",)),
+    "PhysFace Sclera": ((0.90, 0.88, 0.86, 1), 0.2, 0.0, ("eyeball_left", "eyeball_right")),
+    "PhysFace Iris": ((0.18, 0.11, 0.06, 1), 0.15, 0.0, ()),
+}
+# Iris vertex ranges of the ICT README's eyeball table.
+IRIS_RANGES = ((22221, 23021), (23791, 24591))
+
+
+def _material(name: str):
+    material = bpy.data.materials.get(name)
+    if material is not None:
+        return material
+    colour, roughness, subsurface, _ = MATERIALS[name]
+    material = bpy.data.materials.new(name)
+    material.use_nodes = True
+    bsdf = material.node_tree.nodes.get("Principled BSDF")
+    bsdf.inputs["Base Color"].default_value = colour
+    bsdf.inputs["Roughness"].default_value = roughness
+    if "Subsurface Weight" in bsdf.inputs:
+        bsdf.inputs["Subsurface Weight"].default_value = subsurface
+    material.diffuse_color = colour
+    return material
+
+
+def _polygon_material_index(model, polygon_first_vertex: np.ndarray, names: list[str]):
+    """Material slot (P,) of each polygon from the region of its first vertex."""
+    from ..sim.face_model import REGIONS
+
+    index = np.zeros(len(polygon_first_vertex), dtype=np.int32)
+    for slot, name in enumerate(names):
+        for region in MATERIALS[name][3]:
+            start, stop = REGIONS[region]
+            index[(polygon_first_vertex >= start) & (polygon_first_vertex < stop)] = slot
+    if "PhysFace Iris" in names:
+        for start, stop in IRIS_RANGES:
+            inside = (polygon_first_vertex >= start) & (polygon_first_vertex < stop)
+            index[inside] = names.index("PhysFace Iris")
+    return index
+
+
+def build_part_mesh(model, part: str, name: str):
+    """A Blender mesh of one part of the ICT model, with UVs, materials and shape keys."""
+    vertices = np.concatenate([model.region(r) for r in PARTS[part]]).astype(np.int64)
+    local = np.full(model.vertex_count, -1, dtype=np.int64)
+    local[vertices] = np.arange(len(vertices))
+    starts = model.polygon_starts
+    counts = np.diff(starts)
+    inside = local[model.polygon_vertices] >= 0
+    keep = np.logical_and.reduceat(inside, starts[:-1])
+    corner_keep = np.repeat(keep, counts)
+    loop_vertices = local[model.polygon_vertices[corner_keep]]
+    loop_uvs = model.uvs[model.polygon_uvs[corner_keep]]
+    kept_counts = counts[keep]
+    kept_starts = np.r_[0, np.cumsum(kept_counts)[:-1]]
+
+    mesh = bpy.data.meshes.new(name)
+    mesh.vertices.add(len(vertices))
+    mesh.vertices.foreach_set("co", model.neutral[vertices].astype(np.float32).ravel())
+    mesh.loops.add(len(loop_vertices))
+    mesh.loops.foreach_set("vertex_index", loop_vertices.astype(np.int32))
+    mesh.polygons.add(len(kept_counts))
+    mesh.polygons.foreach_set("loop_start", kept_starts.astype(np.int32))
+    mesh.polygons.foreach_set("loop_total", kept_counts.astype(np.int32))
+    mesh.uv_layers.new(name="UVMap").data.foreach_set("uv", loop_uvs.astype(np.float32).ravel())
+    names = [n for n, spec in MATERIALS.items() if set(spec[3]) & set(PARTS[part])]
+    if part == "eyes":
+        names.append("PhysFace Iris")
+    for material_name in names:
+        mesh.materials.append(_material(material_name))
+    first_vertex = model.polygon_vertices[starts[:-1][keep]]
+    mesh.polygons.foreach_set("material_index", _polygon_material_index(model, first_vertex, names))
+    mesh.polygons.foreach_set("use_smooth", np.ones(len(kept_counts), dtype=bool))
+    mesh.update(calc_edges=True)
+    mesh.validate()
+    attribute = mesh.attributes.new(ICT_ATTRIBUTE, "INT", "POINT")
+    attribute.data.foreach_set("value", vertices.astype(np.int32))
+    return mesh
+
+
+def create_head_objects(context, model, name: str = "PhysFace Head"):
+    """Create the head with teeth and eyes children at the 3D cursor; returns the head."""
+    collection = context.collection or context.scene.collection
+    head = None
+    for part in ("head", "teeth", "eyes"):
+        object_name = name if part == "head" else f"{name} {part.title()}"
+        mesh = build_part_mesh(model, part, object_name)
+        obj = bpy.data.objects.new(object_name, mesh)
+        collection.objects.link(obj)
+        obj.shape_key_add(name="Basis", from_mix=False)
+        obj.shape_key_add(name=SHAPE_KEY, from_mix=False).value = 1.0
+        obj.physface.is_head = True
+        obj.physface.role = part
+        if head is None:
+            head = obj
+            obj.location = context.scene.cursor.location
+            obj.rotation_euler = (math.pi / 2, 0.0, 0.0)
+            obj.scale = (0.01, 0.01, 0.01)
+        else:
+            obj.parent = head
+    return head
