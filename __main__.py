@@ -8,6 +8,7 @@ VERBS = {
     "build-rig": "build_rig",
     "rig-pictures": "rig_pictures",
     "demo": "demo",
+    "render": "render",
 }
 
 

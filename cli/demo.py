@@ -1,7 +1,6 @@
-"""``python -m physface demo``: the main job. Today: build the default rig (cached after the
-first run) and render the material space — skin, bones, muscles, LR lattice — to
-``out/demo``. It grows into the animated head (keyframed performance, bake, renders) as
-the simulator and the Blender workflow land."""
+"""``python -m physface demo``: the main job. Builds the default head, keyframes a
+two-second performance from the expression presets with jaw motion, bakes it, saves
+``out/demo/demo.blend``, renders a few frames (Cycles on the CPU) and a contact sheet."""
 
 import argparse
 import time
@@ -9,29 +8,48 @@ from pathlib import Path
 
 from . import run_reporting_errors
 
+DEMO_FRAMES = (1, 10, 18, 26, 34, 42)
+
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="physface demo", description=__doc__)
-    parser.add_argument("--preset", default="default")
-    parser.add_argument("--out", default="out/demo")
-    parser.add_argument("--data", help="data folder (default: PHYSFACE_DATA or ../shared/data)")
+    parser.add_argument("--preset", default="default", help="rig preset (tiny, default, paper)")
+    parser.add_argument("--out", default="out/demo", help="output folder")
+    parser.add_argument("--samples", type=int, default=24, help="Cycles samples per frame")
+    parser.add_argument("--resolution-percentage", type=int, default=100)
     args = parser.parse_args(argv)
 
     def body() -> int:
-        from ..sim.face_model import load_face_model
-        from ..sim.rig import load_rig
-        from .build_rig import describe
-        from .rig_pictures import render_rig_pictures
+        import bpy
+
+        from .. import register
+        from ..operators.batch import render_frames
+        from ..operators.demo_scene import keyframe_performance, new_demo_scene
+        from ..operators.snapshot import contact_sheet
 
         start = time.perf_counter()
-        print(f"physface demo: building (or loading) the {args.preset} rig …", flush=True)
-        rig = load_rig(args.preset, args.data, progress=lambda s: print(f"  {s}", flush=True))
-        print(describe(rig))
-        print("physface demo: rendering the material space …", flush=True)
-        paths = render_rig_pictures(rig, load_face_model(args.data), Path(args.out))
-        print(f"physface demo: done in {time.perf_counter() - start:.0f} s; pictures:")
-        for path in paths:
-            print(f"  {path}")
+        if not hasattr(bpy.types.Object, "physface"):
+            register()
+        out = Path(args.out).resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        print(f"physface demo: adding a {args.preset} head (builds the rig on first run) …")
+        head = new_demo_scene(args.preset)
+        if head.physface.last_error:
+            print(f"physface demo: error: {head.physface.last_error}")
+            return 1
+        keyframe_performance(head)
+        blend = out / "demo.blend"
+        bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+        frames = ",".join(str(f) for f in DEMO_FRAMES)
+        renders = render_frames(None, frames, str(out / "frames"), "CYCLES", args.samples,
+                                args.resolution_percentage)  # fmt: skip
+        bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+        labels = [f"frame {f}" for f in DEMO_FRAMES]
+        sheet = contact_sheet(renders, out / "contact_sheet.png", 3, labels)
+        print(f"physface demo: done in {time.perf_counter() - start:.0f} s")
+        print(f"  scene (baked, plays back without the rig): {blend}")
+        print(f"  frames: {out / 'frames'}")
+        print(f"  contact sheet: {sheet}")
         return 0
 
     return run_reporting_errors(body)

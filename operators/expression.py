@@ -34,10 +34,17 @@ def _set_sliders(head, chosen, keyframe_frame: int | None) -> None:
     props.jaw_lateral = chosen.jaw.lateral_mm
     props.jaw_protrusion = chosen.jaw.protrusion_mm
     if keyframe_frame is not None:
-        for muscle in muscles:
-            head.keyframe_insert(f"physface.activations.{muscle}", frame=keyframe_frame)
-        for jaw in ("jaw_opening", "jaw_lateral", "jaw_protrusion"):
-            head.keyframe_insert(f"physface.{jaw}", frame=keyframe_frame)
+        keyframe_controls(head, keyframe_frame)
+
+
+def keyframe_controls(head, frame: int) -> None:
+    """Insert keyframes for every muscle slider and the jaw pose at a frame."""
+    from .live import muscle_names
+
+    for muscle in muscle_names(head):
+        head.keyframe_insert(f"physface.activations.{muscle}", frame=frame)
+    for jaw in ("jaw_opening", "jaw_lateral", "jaw_protrusion"):
+        head.keyframe_insert(f"physface.{jaw}", frame=frame)
 
 
 class PHYSFACE_OT_expression(bpy.types.Operator):

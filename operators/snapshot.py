@@ -206,6 +206,7 @@ def _set_up_scene(scene, made, width, height, samples, engine, vertex_colored: b
         cycles.transmission_bounces = 0
         cycles.volume_bounces = 0
         cycles.transparent_max_bounces = 16
+        cycles.use_light_tree = False
         cycles.caustics_reflective = cycles.caustics_refractive = False
     elif render.engine == "BLENDER_WORKBENCH":
         shading = scene.display.shading

@@ -145,7 +145,6 @@ class PHYSFACE_PG_head(bpy.types.PropertyGroup):
     bake_path: bpy.props.StringProperty(
         name="Bake File",
         description="Point cache (PC2) of the last bake, relative to the .blend",
-        subtype="FILE_PATH",
         default="",
     )
     last_error: bpy.props.StringProperty(name="Error", default="", options={"SKIP_SAVE"})

@@ -1,0 +1,77 @@
+"""The demo scene: a PhysFace head performing expressions, a camera and studio lights.
+
+Shared by ``python -m physface demo``; built only from the add-on's own operators, so it
+exercises exactly what an artist uses.
+"""
+
+from __future__ import annotations
+
+import math
+
+import bpy
+
+from .expression import apply_expression, keyframe_controls
+
+# (frame, expression, extra jaw opening in degrees for speech-like motion): ~2 s at 24 fps.
+PERFORMANCE = (
+    (1, "neutral", 0.0),
+    (10, "smile", 0.0),
+    (18, "smile", 6.0),
+    (26, "surprise", 0.0),
+    (34, "anger", 0.0),
+    (42, "pain", 2.0),
+    (50, "neutral", 0.0),
+)
+
+
+def new_demo_scene(rig_preset: str = "default"):
+    """Factory-fresh file with a head (added by the operator), camera and lights."""
+    bpy.ops.wm.read_homefile(use_factory_startup=True)
+    for obj in list(bpy.data.objects):
+        bpy.data.objects.remove(obj)
+    scene = bpy.context.scene
+    scene.render.fps = 24
+    scene.frame_start, scene.frame_end = PERFORMANCE[0][0], PERFORMANCE[-1][0]
+    result = bpy.ops.physface.add_head(rig_preset=rig_preset)
+    if result != {"FINISHED"}:
+        raise RuntimeError("the PhysFace head could not be added")
+    head = bpy.context.active_object
+    _add_camera_and_lights(scene)
+    return head
+
+
+def keyframe_performance(head) -> None:
+    """Keyframe the expression presets (and extra jaw motion) of PERFORMANCE."""
+    for frame, name, jaw_extra in PERFORMANCE:
+        apply_expression(head, name, keyframe_frame=None)
+        head.physface.jaw_opening = head.physface.jaw_opening + jaw_extra
+        keyframe_controls(head, frame)
+
+
+def _add_camera_and_lights(scene) -> None:
+    camera_data = bpy.data.cameras.new("PhysFace Camera")
+    camera_data.lens = 85.0
+    camera = bpy.data.objects.new("PhysFace Camera", camera_data)
+    scene.collection.objects.link(camera)
+    camera.location = (0.0, -0.95, 0.02)
+    camera.rotation_euler = (math.radians(90), 0.0, 0.0)
+    scene.camera = camera
+    for name, location, energy, size in (
+        ("Key", (-0.45, -0.6, 0.35), 14.0, 0.35),
+        ("Fill", (0.55, -0.5, 0.05), 4.0, 0.6),
+        ("Rim", (0.2, 0.5, 0.4), 10.0, 0.3),
+    ):
+        light_data = bpy.data.lights.new(name, "AREA")
+        light_data.energy = energy
+        light_data.size = size
+        light = bpy.data.objects.new(name, light_data)
+        scene.collection.objects.link(light)
+        light.location = location
+        direction = -light.location.normalized()
+        light.rotation_euler = direction.to_track_quat("-Z", "Y").to_euler()
+    world = bpy.data.worlds.new("PhysFace World")
+    world.color = (0.05, 0.055, 0.06)
+    if world.node_tree is not None:
+        world.node_tree.nodes["Background"].inputs["Color"].default_value = (0.05, 0.055, 0.06, 1)
+    scene.world = world
+    scene.render.resolution_x = scene.render.resolution_y = 800
