@@ -52,7 +52,8 @@ class PHYSFACE_OT_add_head(bpy.types.Operator):
             if context.workspace is not None:
                 context.workspace.status_text_set(None)
         head = head_mesh.create_head_objects(context, model)
-        head.physface.rig_preset = self.rig_preset
+        with live.batch_edit(head, update=False):
+            head.physface.rig_preset = self.rig_preset
         for obj in context.selected_objects:
             obj.select_set(False)
         head.select_set(True)

@@ -9,6 +9,7 @@ saved file plays the bake without the rig.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,9 +73,21 @@ def write_point_caches(head, baked: dict[str, np.ndarray], start: int) -> None:
     if not bpy.data.filepath:
         raise RuntimeError("Save the .blend first: the bake is stored beside it.")
     blend_dir = Path(bpy.path.abspath("//"))
-    for obj in live.head_objects(head):
+    targets = live.head_objects(head)
+    staged: list[tuple[Path, Path]] = []
+    try:  # every file is written before any is replaced: all of the bake or none of it
+        for obj in targets:
+            path = bake_file(blend_dir, obj)
+            staging = path.with_name(f".{path.name}.staged")
+            write_pc2(staging, baked[obj.name], start_frame=float(start))
+            staged.append((staging, path))
+        for staging, path in staged:
+            os.replace(staging, path)
+    finally:
+        for staging, _ in staged:
+            staging.unlink(missing_ok=True)
+    for obj in targets:
         path = bake_file(blend_dir, obj)
-        write_pc2(path, baked[obj.name], start_frame=float(start))
         modifier = obj.modifiers.get(MODIFIER) or obj.modifiers.new(MODIFIER, "MESH_CACHE")
         modifier.cache_format = "PC2"
         modifier.filepath = bpy.path.relpath(str(path))

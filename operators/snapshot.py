@@ -49,9 +49,11 @@ class SnapshotMesh:
     """A mesh to draw: surface triangles, wire edges, or both.
 
     positions (V, 3) float cm; triangles (F, 3) int or None; edges (E, 2) int or None, drawn
-    as tubes ``edge_radius`` cm thick (None: about one pixel). Colours are sRGB display values
+    as tubes of radius ``edge_radius`` cm (None: about one pixel). Colours are sRGB display values
     in [0, 1], as in a colour picker: ``color`` RGBA for the whole mesh, or ``vertex_colors``
     (V, 3 or 4). ``alpha`` < 1 makes the surface see-through (skin over muscles and bones).
+    Vertices that no triangle or edge uses are left out, also from the framing, so a subset
+    of a larger mesh can pass the full positions array.
     """
 
     positions: np.ndarray
@@ -94,7 +96,8 @@ def render_views(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    all_positions = np.concatenate([_checked_positions(mesh) for mesh in meshes])
+    drawn = [_drawn_part(mesh, f"{name}_{index}") for index, mesh in enumerate(meshes)]
+    all_positions = np.concatenate([positions for positions, *_ in drawn])
     low, high = all_positions.min(axis=0), all_positions.max(axis=0)
     center = (low + high) / 2.0
     pixel_size = FRAME_MARGIN * float(np.max(high - low)) / min(width, height)
@@ -104,9 +107,9 @@ def render_views(
     try:
         vertex_colored = any(mesh.vertex_colors is not None for mesh in meshes)
         _set_up_scene(scene, made, width, height, samples, engine, vertex_colored)
-        for index, mesh in enumerate(meshes):
+        for index, (mesh, part) in enumerate(zip(meshes, drawn, strict=True)):
             radius = mesh.edge_radius or TUBE_RADIUS_PIXELS * pixel_size
-            _add_mesh(scene, made, f"{name}_{index}", mesh, radius)
+            _add_mesh(scene, made, f"{name}_{index}", part, mesh.smooth, radius)
         rig, camera = _add_camera_rig(scene, made, center)
         paths = []
         for view in views:
@@ -380,21 +383,42 @@ def _tubes(positions, rgba, edges, radius: float):
     return tube_positions.reshape(-1, 3), tube_rgba.reshape(-1, 4), triangles
 
 
-def _add_mesh(scene, made, name: str, mesh: SnapshotMesh, edge_radius: float) -> None:
-    """Create the object, its mesh with a point colour attribute, and its material."""
+def _drawn_part(mesh: SnapshotMesh, label: str):
+    """Checked arrays of the vertices that triangles or edges use, renumbered from 0.
+
+    Returns positions (U, 3) float32, rgba (U, 4) sRGB, triangles (F, 3) or None and
+    edges (E, 2) or None; unused vertices neither show nor count in the framing.
+    """
     positions = _checked_positions(mesh)
     vertex_count = len(positions)
-    rgba = _vertex_rgba(mesh, vertex_count)
-    parts = []
+    triangles = edges = None
     if mesh.triangles is not None:
-        parts.append(
-            (positions, rgba, _checked_indices(mesh.triangles, 3, vertex_count, "triangles"))
-        )
+        triangles = _checked_indices(mesh.triangles, 3, vertex_count, "triangles")
     if mesh.edges is not None:
         edges = _checked_indices(mesh.edges, 2, vertex_count, "edges")
+    indices = [part.ravel() for part in (triangles, edges) if part is not None]
+    used = np.unique(np.concatenate(indices)) if indices else np.empty(0, dtype=np.int32)
+    if used.size == 0:
+        raise ValueError(f"mesh {label} has neither triangles nor edges to draw")
+    renumber = np.full(vertex_count, -1, dtype=np.int32)
+    renumber[used] = np.arange(len(used), dtype=np.int32)
+    rgba = _vertex_rgba(mesh, vertex_count)[used]
+    return (
+        positions[used],
+        rgba,
+        None if triangles is None else renumber[triangles],
+        None if edges is None else renumber[edges],
+    )
+
+
+def _add_mesh(scene, made, name: str, drawn, smooth: bool, edge_radius: float) -> None:
+    """Create the object, its mesh with a point colour attribute, and its material."""
+    positions, rgba, triangles, edges = drawn
+    parts = []
+    if triangles is not None and len(triangles):
+        parts.append((positions, rgba, triangles))
+    if edges is not None and len(edges):
         parts.append(_tubes(positions.astype(np.float64), rgba, edges, edge_radius))
-    if not parts:
-        raise ValueError(f"mesh {name} has neither triangles nor edges to draw")
 
     all_positions, all_rgba, all_triangles, offset = [], [], [], 0
     for part_positions, part_rgba, part_triangles in parts:
@@ -415,7 +439,7 @@ def _add_mesh(scene, made, name: str, mesh: SnapshotMesh, edge_radius: float) ->
     data.polygons.add(len(triangles))
     data.polygons.foreach_set("loop_start", np.arange(0, triangles.size, 3, dtype=np.int32))
     data.update(calc_edges=True)
-    if mesh.smooth:
+    if smooth:
         data.shade_smooth()
     else:
         data.shade_flat()

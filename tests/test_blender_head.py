@@ -1,0 +1,226 @@
+"""The artist's workflow in headless Blender on the tiny rig: add, sliders, bake, batch."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from physface.sim.anatomy import JawPose
+from physface.sim.controls import Controls
+from physface.sim.face_model import load_face_model
+from physface.sim.pc2 import read_pc2
+from physface.sim.rig import load_rig
+from physface.sim.simulator import Simulator
+from physface.sim.skin_stage import EmbeddedSkinStage
+
+PRESET = "tiny"
+
+
+def shape_key_positions(obj) -> np.ndarray:
+    block = obj.data.shape_keys.key_blocks["PhysFace"]
+    out = np.empty(len(block.data) * 3, dtype=np.float32)
+    block.data.foreach_get("co", out)
+    return out.reshape(-1, 3)
+
+
+def evaluated_positions(bpy, obj) -> np.ndarray:
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    mesh = obj.evaluated_get(depsgraph).data
+    out = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
+    mesh.vertices.foreach_get("co", out)
+    return out.reshape(-1, 3)
+
+
+@pytest.fixture
+def head(blender, addon_module):
+    assert blender.ops.physface.add_head(rig_preset=PRESET) == {"FINISHED"}
+    obj = blender.context.active_object
+    assert obj.physface.last_error == ""
+    return obj
+
+
+class Library:
+    """The same simulation + skin stage as the Blender path, called directly."""
+
+    def __init__(self):
+        model = load_face_model()
+        rig = load_rig(PRESET, with_hr=False)
+        self.simulator = Simulator(rig, "lr", tolerance=1e-3, max_iterations=30, face_model=model)
+        self.skin = EmbeddedSkinStage(rig, model)
+        self.anatomy = rig.anatomy
+
+    def step(self, controls: Controls) -> np.ndarray:
+        result = self.simulator.step(controls)
+        jaw = self.anatomy.jaw_transform(controls.jaw)
+        return self.skin(result.volume_positions, result.head_transform, jaw).copy()
+
+
+def ict_indices(obj, addon_module):
+    return addon_module.operators.live.ict_indices(obj)
+
+
+def test_add_head_creates_objects_and_shape_key(head, addon_module):
+    model = load_face_model()
+    children = {child.physface.role: child for child in head.children}
+    assert set(children) == {"teeth", "eyes"}
+    total = sum(len(o.data.vertices) for o in (head, *children.values()))
+    assert total > 20000
+    for obj in (head, *children.values()):
+        assert [b.name for b in obj.data.shape_keys.key_blocks] == ["Basis", "PhysFace"]
+        indices = ict_indices(obj, addon_module)
+        np.testing.assert_allclose(shape_key_positions(obj), model.neutral[indices], atol=1e-4)
+    assert head.data.uv_layers.active is not None
+    assert head.active_material.name == "PhysFace Skin"
+
+
+def test_slider_gives_exactly_the_library_result(head, addon_module):
+    library = Library()
+    library.step(Controls())  # the head was simulated at rest when added
+    head.physface.activations.zygomaticus_major_L = 1.0
+    head.physface.jaw_opening = 10.0
+    expected_first = library.step(Controls(activations={"zygomaticus_major_L": 1.0}))
+    expected = library.step(
+        Controls(activations={"zygomaticus_major_L": 1.0}, jaw=JawPose(opening_deg=10.0))
+    )
+    for obj in (head, *head.children):
+        indices = ict_indices(obj, addon_module)
+        np.testing.assert_allclose(shape_key_positions(obj), expected[indices], atol=1e-5)
+    moved = np.linalg.norm(expected_first - library.skin.rest, axis=1).max()
+    assert moved > 0.01  # the slider moved the face (cm)
+
+
+def _keyframe_smile(bpy, head):
+    head.physface.activations.zygomaticus_major_L = 0.0
+    head.keyframe_insert("physface.activations.zygomaticus_major_L", frame=1)
+    head.physface.activations.zygomaticus_major_L = 1.0
+    head.keyframe_insert("physface.activations.zygomaticus_major_L", frame=4)
+    head.physface.jaw_opening = 12.0
+    head.keyframe_insert("physface.jaw_opening", frame=4)
+    head.physface.jaw_opening = 0.0
+    head.keyframe_insert("physface.jaw_opening", frame=1)
+    bpy.context.scene.frame_set(1)
+
+
+def test_bake_matches_direct_computation_and_plays_back(head, blender, addon_module, tmp_path):
+    bpy = blender
+    _keyframe_smile(bpy, head)
+    blend = tmp_path / "scene.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    assert bpy.ops.physface.bake(frame_start=1, frame_end=4) == {"FINISHED"}
+    frames, start, _ = read_pc2(bpy.path.abspath(head.physface.bake_path))
+    assert frames.shape[0] == 4 and start == 1.0
+
+    library = Library()
+    indices = ict_indices(head, addon_module)
+    for i, frame in enumerate(range(1, 5)):
+        bpy.context.scene.frame_set(frame)
+        controls = addon_module.operators.live.controls_of(head)
+        expected = library.step(controls)[indices]
+        np.testing.assert_allclose(frames[i], expected, atol=1e-5)
+        np.testing.assert_allclose(evaluated_positions(bpy, head), frames[i], atol=1e-5)
+    assert np.abs(frames[3] - frames[0]).max() > 0.05
+
+    # Saved and reopened, the bake plays back through the Mesh Cache modifier, no rig.
+    name = head.name
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    addon_module.operators.live._runtimes.clear()
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    reopened = bpy.data.objects[name]
+    bpy.context.scene.frame_set(3)
+    np.testing.assert_allclose(evaluated_positions(bpy, reopened), frames[2], atol=1e-5)
+    assert not addon_module.operators.live._runtimes  # nothing was simulated
+
+
+def test_cancelled_bake_keeps_the_previous_bake(head, blender, addon_module, tmp_path):
+    bpy = blender
+    bake = addon_module.operators.bake
+    _keyframe_smile(bpy, head)
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "scene.blend"))
+    assert bpy.ops.physface.bake(frame_start=1, frame_end=3) == {"FINISHED"}
+    path = Path(bpy.path.abspath(head.physface.bake_path))
+    before = path.read_bytes()
+    calls = iter(range(100))
+    with pytest.raises(bake.BakeCancelled):
+        bake.simulate_range(bpy.context.scene, head, range(1, 5), lambda: next(calls) >= 2)
+    assert path.read_bytes() == before
+    # A write that fails (the head's file is now a folder) leaves every old file alone.
+    teeth = next(c for c in head.children if c.physface.role == "teeth")
+    teeth_path = bake.bake_file(tmp_path, teeth)
+    teeth_before = teeth_path.read_bytes()
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(RuntimeError, match="previous bake is intact"):
+        bpy.ops.physface.bake(frame_start=1, frame_end=4)
+    assert teeth_path.read_bytes() == teeth_before
+    assert not list((tmp_path / "physface_bake").glob(".*"))  # no staging files left
+
+
+def test_a_failing_head_does_not_stop_the_others(blender, addon_module):
+    bpy = blender
+    assert bpy.ops.physface.add_head(rig_preset=PRESET) == {"FINISHED"}
+    good = bpy.context.active_object
+    assert bpy.ops.physface.add_head(rig_preset=PRESET) == {"FINISHED"}
+    bad = bpy.context.active_object
+    assert good.name != bad.name
+    bad.data.attributes.remove(bad.data.attributes["physface_ict"])
+    addon_module.operators.live.forget_head(bad)
+    good.physface.activations.zygomaticus_major_L = 1.0
+    before = shape_key_positions(good).copy()
+    good.physface.jaw_opening = 15.0
+    bpy.context.scene.frame_set(2)
+    assert "physface_ict" in bad.physface.last_error
+    assert good.physface.last_error == ""
+    assert np.abs(shape_key_positions(good) - before).max() > 0.1
+
+
+def test_heads_are_independent(blender):
+    bpy = blender
+    bpy.ops.physface.add_head(rig_preset=PRESET)
+    first = bpy.context.active_object
+    bpy.ops.physface.add_head(rig_preset=PRESET)
+    second = bpy.context.active_object
+    rest = shape_key_positions(second).copy()
+    first.physface.jaw_opening = 20.0
+    assert np.abs(shape_key_positions(second) - rest).max() < 1e-6
+    assert np.abs(shape_key_positions(first) - rest).max() > 0.5
+
+
+@pytest.fixture
+def demo_blend(blender, tmp_path, addon_module):
+    import importlib
+
+    demo = importlib.import_module(f"{addon_module.__name__}.operators.demo_scene")
+    head = demo.new_demo_scene(PRESET)
+    head.physface.jaw_opening = 12.0
+    path = tmp_path / "render_me.blend"
+    blender.ops.wm.save_as_mainfile(filepath=str(path))
+    return path
+
+
+def _run_render(*args):
+    command = [sys.executable, "-m", "physface", "render", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
+def test_batch_render_writes_images_of_the_face(demo_blend, tmp_path, blender):
+    out = tmp_path / "frames"
+    result = _run_render(demo_blend, "--frames", "1-2", "--out", out, "--samples", "4",
+                         "--resolution-percentage", "20")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    for frame in (1, 2):
+        image = blender.data.images.load(str(out / f"frame_{frame:04d}.png"))
+        pixels = np.empty(image.size[0] * image.size[1] * 4, dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+        rgb = pixels.reshape(-1, 4)[:, :3]
+        background = np.median(rgb[: image.size[0]], axis=0)  # the bottom row is background
+        face = np.abs(rgb - background).max(axis=1) > 0.1
+        assert 0.05 < face.mean() < 0.8, face.mean()
+
+
+def test_batch_render_fails_clearly(tmp_path, demo_blend):
+    missing = _run_render(tmp_path / "nope.blend", "--frames", "1-2", "--out", tmp_path)
+    assert missing.returncode != 0 and "does not exist" in missing.stderr
+    backwards = _run_render(demo_blend, "--frames", "5-1", "--out", tmp_path)
+    assert backwards.returncode != 0 and "backwards" in backwards.stderr
