@@ -117,7 +117,7 @@ def render_views(
             paths.append(_render_still(scene, out_dir / f"{name}_{view}.png"))
         return paths
     finally:
-        bpy.data.batch_remove([block for block in made if block is not None])
+        bpy.data.batch_remove(made)
         bpy.data.scenes.remove(scene)
 
 

@@ -7,7 +7,9 @@ session, exactly as Blender loads an installed extension. The derived-data cache
 the repository's ``.cache`` (``PHYSFACE_CACHE``) so built rigs survive between sessions.
 """
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -16,7 +18,9 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("PHYSFACE_CACHE", str(REPO_ROOT / ".cache"))
+os.environ.setdefault("WARP_CACHE_PATH", str(REPO_ROOT / ".cache" / "warp"))
 _HOME = Path(tempfile.mkdtemp(prefix="physface-test-home-"))
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 os.environ["HOME"] = str(_HOME)
 os.environ["BLENDER_USER_RESOURCES"] = str(_HOME / "blender")
 
@@ -51,8 +55,8 @@ def physface_addon():
     """Enable the add-on from the working folder as a local extension; yield its module."""
     import bpy
 
-    repo_dir = Path(tempfile.mkdtemp(prefix="physface-ext-")) / DEV_REPO_NAME
-    repo_dir.mkdir()
+    repo_dir = _HOME / "dev-extensions" / DEV_REPO_NAME
+    repo_dir.mkdir(parents=True)
     (repo_dir / "physface").symlink_to(REPO_ROOT, target_is_directory=True)
     bpy.ops.preferences.extension_repo_add(
         name=DEV_REPO_NAME, type="LOCAL", use_custom_directory=True, custom_directory=str(repo_dir)
