@@ -78,6 +78,16 @@ def test_zip_installs_enables_and_uninstalls(linux_zip, physface_addon, leftover
             for wheel in wheels:
                 assert "-".join(wheel.split("-")[:2]) + ".dist-info" in dist_infos, wheel
 
+            # The add operator works from the installed zip (tiny rig, from the cache), with
+            # the data folder set through the add-on preference as an artist would.
+            addons[addon].preferences.data_folder = str(REPO_ROOT.parent / "shared" / "data")
+            assert bpy.ops.physface.add_head(rig_preset="tiny") == {"FINISHED"}
+            head = bpy.context.active_object
+            assert head.physface.is_head and len(head.children) == 2
+            assert head.physface.last_error == ""
+            assert "PhysFace" in head.data.shape_keys.key_blocks
+            bpy.ops.wm.read_homefile(use_factory_startup=True)
+
             bpy.ops.preferences.addon_disable(module=addon)
             assert addon not in addons
             assert leftovers(bpy) == []
