@@ -101,22 +101,48 @@ class Anatomy:
         return distance.astype(np.float32), self.skin_depths[nearest]
 
     def bone_labels(
-        self, points: np.ndarray, inside: np.ndarray, attach_radius: float = 0.3
+        self, points: np.ndarray, inside: np.ndarray, attach_radius: float = 0.3, gap: float = 0.3
     ) -> np.ndarray:
         """Per point (P,) int8: 0 soft tissue, SKULL or JAW. ``inside`` (P,) bool marks
         points inside the tissue surface (points outside are bone only as attachments).
-        Points within ``attach_radius`` cm of the gums are attached to them:
-        upper to the skull, lower to the jaw (the mouth socket's lining at the vestibule)."""
+
+        Bone is deeper than the tissue depth; it is jaw between the occlusal and mandibular
+        planes in front of the ramus. Below the mandible (the submandibular tissue and the
+        front of the neck) stays soft. A soft band ``gap`` cm to each side of the occlusal
+        plane and of the ramus border keeps every element from holding both a skull and a
+        jaw node (the masseter, pterygoids and buccal fat lie there): pass about half the
+        longest element edge. Points within ``attach_radius`` cm of the gums are attached
+        to them, upper gums to the skull and lower to the jaw (the vestibule's lining), in
+        front of the ramus only (the tongue's root and the pharynx behind it are soft)."""
         from scipy.spatial import cKDTree
 
         distance, depth = self.tissue_depth_at(points)
-        bone = inside & (distance > depth)
+        occlusal, mandibular, ramus = self._jaw_coordinates(points)
+        near_jaw = self.near_jaw(points, gap)
+        band = near_jaw & ((occlusal < gap) | (ramus < gap))
+        neck = (mandibular <= 0) & (ramus > -gap)
+        bone = inside & (distance > depth) & ~band & ~neck
         labels = np.where(bone, SKULL, 0).astype(np.int8)
         labels[bone & self.in_jaw_region(points)] = JAW
-        gap, nearest = cKDTree(self.attachment_positions).query(points)
-        attached = gap < attach_radius
+        separation, nearest = cKDTree(self.attachment_positions).query(points)
+        attached = (separation < attach_radius) & ~band & (ramus > gap)
         labels[attached] = self.attachment_labels[nearest[attached]]
         return labels
+
+    def _jaw_coordinates(self, points: np.ndarray):
+        """Signed distances (cm) to the occlusal plane (> 0 toward the jaw), the mandibular
+        plane (> 0 above the lower border) and the ramus border (> 0 in front)."""
+        homogeneous = np.c_[points, np.ones(len(points))]
+        return (
+            homogeneous @ self.occlusal_plane,
+            homogeneous @ self.mandibular_plane,
+            points[:, 2] - self.ramus_back_z,
+        )
+
+    def near_jaw(self, points: np.ndarray, gap: float) -> np.ndarray:
+        """Points (P,) within ``gap`` cm of the jaw region or inside it: never skull."""
+        occlusal, mandibular, ramus = self._jaw_coordinates(points)
+        return (occlusal > -gap) & (mandibular > -gap) & (ramus > -gap)
 
     def in_jaw_region(self, points: np.ndarray) -> np.ndarray:
         """Points (P, 3) between the occlusal and mandibular planes, in front of the ramus."""

@@ -118,8 +118,9 @@ def _keep_and_label(model, surface, anatomy, clip, edge, nodes, tets) -> SimMesh
     centroids = nodes[tets].mean(axis=1)
     in_clip = clip.contains(centroids)
 
-    labels = anatomy.bone_labels(nodes, np.ones(len(nodes), dtype=bool))
+    labels = anatomy.bone_labels(nodes, np.ones(len(nodes), dtype=bool), gap=0.75 * edge)
     cut = (nodes[:, 2] < clip.min_z + edge) | (nodes[:, 1] < clip.min_y + edge)
+    cut &= ~anatomy.near_jaw(nodes, 0.75 * edge)  # the jaw never hangs on the cut
     labels[cut & (labels == FREE)] = SKULL
     skin = surface.positions[:-1]  # the neck-cap centre is not skin
     skin = skin[clip.contains(skin)]

@@ -146,9 +146,13 @@ def build_lattice(
     labels = np.zeros(len(nodes), dtype=np.int8)
     used = np.unique(tets[keep])
     labels[used] = anatomy.bone_labels(
-        nodes[used].astype(np.float32), inside[used], attach_radius=0.4 * spacing
+        nodes[used].astype(np.float32),
+        inside[used],
+        attach_radius=0.4 * spacing,
+        gap=0.55 * spacing,
     )
     cut = (nodes[:, 2] < clip.min_z + spacing) | (nodes[:, 1] < clip.min_y + spacing)
+    cut &= ~anatomy.near_jaw(nodes, 0.55 * spacing)  # the jaw never hangs on the cut
     labels[used[inside[used] & cut[used] & (labels[used] == FREE)]] = SKULL
     skin_tets = np.zeros(len(tets), dtype=bool)
     skin_tets[candidates[containing]] = True

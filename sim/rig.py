@@ -46,7 +46,7 @@ class RigPreset:
 
 PRESETS = {
     "tiny": RigPreset("tiny", lr_spacing_cm=2.4),
-    "default": RigPreset("default", lr_spacing_cm=1.1),
+    "default": RigPreset("default", lr_spacing_cm=1.15),
     "paper": RigPreset("paper", lr_spacing_cm=0.6, hr_ratio=26.0),
 }
 
