@@ -7,8 +7,11 @@ VERBS = {
     "check-data": "check_data",
     "build-rig": "build_rig",
     "rig-pictures": "rig_pictures",
+    "muscle-pictures": "muscle_pictures",
     "demo": "demo",
     "render": "render",
+    "dataset": "dataset",
+    "dataset-report": "dataset_report",
 }
 
 

@@ -63,7 +63,7 @@ class Material:
     between skull and jaw, so no element is driven by both bones.)"""
 
     shear_modulus: float = 3.0e4
-    muscle_stiffness_ratio: float = 3.0
+    muscle_stiffness_ratio: float = 20.0
     volume_stiffness_ratio: float = 10.0
     density: float = 1.06
     damping: float = 5.0

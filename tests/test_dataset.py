@@ -1,0 +1,370 @@
+"""Performances and the paired dataset on the ``tiny`` rig: themes are smooth, bounded,
+seeded and drive the muscles of their action units; the on-disk format reads back with
+numpy alone; an interrupted run resumes to the same bytes as a straight one; LR and HR
+frames of a sequence share their controls.
+
+A few frames per sequence, so the whole file stays well under a minute.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from physface.sim.performances import (
+    GENERALISATION,
+    THEMES,
+    generalisation_performance,
+    load_performance_book,
+    theme_performance,
+)
+
+FRAMES = 4
+
+
+def _hr_available() -> bool:
+    from pathlib import Path
+
+    import physface.sim as sim_package
+
+    return (Path(sim_package.__file__).parent / "hr_mesh.py").exists()
+
+
+RESOLUTIONS = ("lr", "hr") if _hr_available() else ("lr",)
+HR_SEQUENCES = ("amazement", "anger", "head_shake", "lip_spring", "cheek_sphere")
+
+
+@pytest.fixture(scope="module")
+def book():
+    return load_performance_book()
+
+
+@pytest.fixture(scope="module")
+def settings():
+    from physface.sim.dataset import DatasetSettings
+
+    # A loose tolerance keeps the HR frames quick; resume must be exact whatever it is.
+    return DatasetSettings(
+        preset="tiny", frames=FRAMES, chunk_frames=2, tolerance=1e-3, max_iterations=60
+    )
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory, settings):
+    """An uninterrupted in-process run of the dataset: every sequence in LR, those of
+    HR_SEQUENCES in HR, FRAMES frames each."""
+    from physface.sim.dataset import forget_process_cache, generate_dataset
+
+    forget_process_cache()
+    out = tmp_path_factory.mktemp("straight")
+    generate_dataset(out, settings, ("lr",), workers=0, progress=False)
+    if "hr" in RESOLUTIONS:  # HR for the sequences the tests compare (it is the slow part)
+        generate_dataset(out, settings, ("hr",), HR_SEQUENCES, workers=0, progress=False)
+    return out
+
+
+# --- performances ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("theme", THEMES)
+def test_theme_is_smooth_bounded_and_long_enough(book, theme):
+    performance = theme_performance(theme, book=book)
+    assert performance.frames >= 100
+    a, jaw = performance.activations, performance.jaw
+    assert a.dtype == np.float32 and a.shape == (performance.frames, len(book.muscle_names))
+    assert a.min() >= 0.0 and a.max() <= 1.0
+    # Onset, apex, release: near neutral at both ends, well expressed in between.
+    assert a[0].max() < 0.15 and a[-1].max() < 0.25 and a.max() > 0.6
+    # Bounded change per frame (24 fps) and no jerks: activations, jaw degrees and mm.
+    assert np.abs(np.diff(a, axis=0)).max() < 0.3
+    assert np.abs(np.diff(a, 2, axis=0)).max() < 0.25  # fast syllables, no steps
+    assert np.abs(np.diff(jaw[:, 0])).max() < 6.0
+    assert np.abs(np.diff(jaw[:, 1:], axis=0)).max() < 1.0
+    assert jaw[:, 0].max() > 3.0  # the jaw moves (speech or a jaw drop)
+
+
+def test_total_default_length_is_in_the_paper_range(book):
+    total = sum(book.themes[t].frames for t in THEMES)
+    total += sum(int(book.generalisation[g]["frames"]) for g in GENERALISATION)
+    assert 400 <= total <= 900
+
+
+@pytest.mark.parametrize("theme", THEMES)
+def test_theme_is_seeded(book, theme):
+    first = theme_performance(theme, 120, seed=3, book=book)
+    again = theme_performance(theme, 120, seed=3, book=book)
+    other = theme_performance(theme, 120, seed=4, book=book)
+    assert np.array_equal(first.activations, again.activations)
+    assert np.array_equal(first.jaw, again.jaw)
+    assert np.abs(first.activations - other.activations).max() > 0.05
+
+
+def test_any_length(book):
+    for frames in (1, 7, 333):
+        performance = theme_performance("fear", frames, book=book)
+        assert performance.activations.shape[0] == frames == performance.jaw.shape[0]
+        assert np.isfinite(performance.activations).all()
+
+
+@pytest.mark.parametrize("theme", THEMES)
+def test_theme_activates_the_muscles_of_its_action_units(book, theme):
+    performance = theme_performance(theme, book=book)
+    peak = dict(zip(book.muscle_names, performance.activations.max(axis=0), strict=True))
+    units: dict[str, float] = {}
+    for beat in book.themes[theme].beats:
+        for unit, value in beat.units.items():
+            units[unit] = max(units.get(unit, 0.0), value)
+    driven = set()
+    for unit, value in units.items():
+        for muscle in book.unit_muscles.get(unit, ()):
+            driven.add(muscle)
+            assert peak[muscle] > 0.45 * value, (theme, unit, muscle, peak[muscle])
+    assert driven, theme
+    # Muscles no unit of the theme (beats or speech lips) reaches stay near rest.
+    lips = {u for s in book.themes[theme].speech for lip in s.lips for u in lip}
+    reached = {m for u in set(units) | lips for m in book.unit_muscles.get(u, ())}
+    for muscle in set(book.muscle_names) - reached:
+        assert peak[muscle] < 0.1, (theme, muscle, peak[muscle])
+
+
+def test_unknown_action_unit_is_a_clear_error(tmp_path):
+    from physface.sim.errors import DataError
+    from physface.sim.performances import DEFAULT_PATH
+
+    text = DEFAULT_PATH.read_text().replace("AU1 = 0.9, AU2 = 0.8", "AU99 = 0.9, AU2 = 0.8", 1)
+    path = tmp_path / "performances.toml"
+    path.write_text(text)
+    with pytest.raises(DataError, match="AU99"):
+        load_performance_book(path)
+
+
+def test_generalisation_sequences(book):
+    from physface.sim.face_model import load_face_model
+    from physface.sim.rig import load_rig
+
+    model = load_face_model()
+    anatomy = load_rig("tiny", with_hr=False).anatomy
+    shake = generalisation_performance("head_shake", model, anatomy, book=book)
+    assert shake.dynamics
+    yaw = np.degrees(np.arctan2(shake.head_transform[:, 0, 2], shake.head_transform[:, 0, 0]))
+    assert yaw.max() > 10 and yaw.min() < -10  # left and right
+    assert np.allclose(shake.head_transform[:, 1, :3], [0, 1, 0], atol=1e-6)  # about +Y
+    spring = generalisation_performance("lip_spring", model, anatomy, book=book)
+    assert spring.spring_vertices[0] in (model.landmarks[48], model.landmarks[54])
+    pull = np.linalg.norm(
+        spring.spring_targets[:, 0] - model.neutral[spring.spring_vertices[0]], axis=1
+    )
+    assert pull[0] < 1e-6 and pull.max() > 0.8
+    sphere = generalisation_performance("cheek_sphere", model, anatomy, book=book)
+    centres, radius = sphere.sphere_centres[:, 0], sphere.sphere_radii[0]
+    gap = np.linalg.norm(model.neutral[None] - centres[:, None], axis=2).min(axis=1) - radius
+    assert gap[0] > 0.2 and gap.min() < -0.5  # starts clear, pushes into the cheek
+
+
+# --- the dataset -----------------------------------------------------------------------------
+
+
+def test_format_round_trip_with_numpy_alone(straight, settings, book):
+    from physface.sim.dataset import read_controls, read_sequence
+
+    meta = json.loads((straight / "dataset.json").read_text())
+    assert meta["format"] == "physface-dataset/1" and meta["preset"] == "tiny"
+    assert meta["rig_key"].startswith("tiny_") and len(meta["rig_sha256"]) == 64
+    names = [s["name"] for s in meta["sequences"]]
+    assert names == [*THEMES, *GENERALISATION]
+    with np.load(straight / "rest.npz") as rest:
+        vertex_count = len(rest["neutral"])
+        embedded = rest["embedded_vertices"]
+        node_count = len(rest["lr_rest"])
+    for name in names:
+        manifest = json.loads((straight / name / "lr.json").read_text())
+        assert manifest["complete"] and not (straight / name / "lr.parts").exists()
+        with np.load(straight / name / "lr.npz") as frames:
+            assert frames["skin"].shape == (FRAMES, vertex_count, 3)
+            assert frames["skin"].dtype == np.float32
+            assert frames["volume"].shape == (FRAMES, node_count, 3)
+            assert frames["residual"].shape == (FRAMES,) and frames["iterations"].dtype == np.int32
+            assert np.isfinite(frames["skin"]).all()
+        with np.load(straight / name / "controls.npz") as controls:
+            assert controls["activations"].shape == (FRAMES, len(book.muscle_names))
+            assert controls["head_transform"].shape == (FRAMES, 4, 4)
+    # The library's readers give the same arrays, and the controls round-trip exactly.
+    frames = read_sequence(straight, "anger", "lr")
+    with np.load(straight / "anger" / "lr.npz") as stored:
+        assert np.array_equal(frames["skin"], stored["skin"])
+    performance = read_controls(straight, "anger")
+    again = theme_performance("anger", FRAMES, settings.seed, book)
+    assert np.array_equal(performance.activations, again.activations)
+    # Expressions move the embedded skin; the rest state is reproduced at frame 0 of a
+    # still sequence (the spring's target starts on the rest corner).
+    skin = read_sequence(straight, "anger", "lr")["skin"]
+    with np.load(straight / "rest.npz") as rest:
+        neutral = rest["neutral"]
+    assert np.linalg.norm(skin[:, embedded] - neutral[embedded], axis=2).max() > 0.05
+    spring = read_sequence(straight, "lip_spring", "lr")["skin"]
+    assert np.abs(spring[0] - neutral).max() < 1e-3
+    # Plain zip members with fixed timestamps: the same arrays give the same bytes.
+    with zipfile.ZipFile(straight / "anger" / "lr.npz") as archive:
+        assert all(info.date_time == (1980, 1, 1, 0, 0, 0) for info in archive.infolist())
+
+
+def test_resume_after_interruption_gives_the_same_bytes(tmp_path, straight, settings):
+    from physface.sim.dataset import (
+        Interrupted,
+        file_sha256,
+        forget_process_cache,
+        generate_dataset,
+    )
+
+    # Quasi-static (warm start from the last two frames), dynamics (velocities), contacts.
+    sequences = ("anger", "head_shake", "cheek_sphere")
+    out = tmp_path / "resumed"
+    for name in sequences:
+        for resolution in RESOLUTIONS:  # each killed after its third frame, mid-chunk
+            with pytest.raises(Interrupted):
+                generate_dataset(
+                    out,
+                    settings,
+                    (resolution,),
+                    (name,),
+                    workers=0,
+                    progress=False,
+                    interrupt_after=3,
+                )
+            manifest = json.loads((out / name / f"{resolution}.json").read_text())
+            assert not manifest["complete"] and manifest["chunks"][-1]["stop"] == 2
+    forget_process_cache()  # a fresh process: the state comes from the checkpoints only
+    run = generate_dataset(out, settings, RESOLUTIONS, sequences, workers=0, progress=False)
+    computed = {(t["sequence"], t["resolution"]): t["computed"] for t in run.tasks}
+    assert set(computed.values()) == {FRAMES - 2}  # resumed from frame 2, not redone
+    for name in sequences:
+        for resolution in RESOLUTIONS:
+            assert file_sha256(out / name / f"{resolution}.npz") == file_sha256(
+                straight / name / f"{resolution}.npz"
+            ), (name, resolution)
+    # A finished dataset resumes to nothing.
+    again = generate_dataset(out, settings, RESOLUTIONS, sequences, workers=0, progress=False)
+    assert all(t["computed"] == 0 for t in again.tasks)
+
+
+def test_damaged_chunk_is_verified_and_redone(tmp_path, straight, settings):
+    from physface.sim.dataset import Interrupted, file_sha256, generate_dataset
+
+    out = tmp_path / "damaged"
+    with pytest.raises(Interrupted):
+        generate_dataset(
+            out, settings, ("lr",), ("fear",), workers=0, progress=False, interrupt_after=3
+        )
+    chunk = out / "fear" / "lr.parts" / "chunk_00000.npz"
+    chunk.write_bytes(chunk.read_bytes()[:-100])  # truncated by a crash or a full disk
+    run = generate_dataset(out, settings, ("lr",), ("fear",), workers=0, progress=False)
+    assert run.tasks[0]["computed"] == FRAMES
+    assert file_sha256(out / "fear" / "lr.npz") == file_sha256(straight / "fear" / "lr.npz")
+
+
+def test_other_settings_are_refused(tmp_path, straight, settings):
+    from dataclasses import replace
+
+    from physface.sim.dataset import generate_dataset
+    from physface.sim.errors import DataError
+
+    out = tmp_path / "mixed"
+    generate_dataset(out, settings, ("lr",), ("pain",), workers=0, progress=False)
+    with pytest.raises(DataError, match="seed"):
+        generate_dataset(
+            out, replace(settings, seed=7), ("lr",), ("pain",), workers=0, progress=False
+        )
+
+
+def test_deadline_stops_cleanly(tmp_path, straight, settings):
+    import time
+
+    from physface.sim.dataset import dataset_status, file_sha256, generate_dataset
+
+    out = tmp_path / "deadline"
+    run = generate_dataset(
+        out, settings, ("lr",), ("pain",), workers=0, progress=False, deadline=time.time() - 1
+    )
+    assert run.tasks[0]["computed"] == 0 and not run.tasks[0]["complete"]
+    generate_dataset(out, settings, ("lr",), ("pain",), workers=0, progress=False)
+    rows = {(r["sequence"], r["resolution"]): r for r in dataset_status(out)}
+    assert rows[("pain", "lr")]["complete"] and rows[("pain", "lr")]["done"] == FRAMES
+    assert rows[("anger", "lr")]["done"] == 0 and not rows[("anger", "lr")]["complete"]
+    assert file_sha256(out / "pain" / "lr.npz") == file_sha256(straight / "pain" / "lr.npz")
+
+
+def test_lr_and_hr_share_controls(straight):
+    from physface.sim.dataset import read_sequence
+
+    for name in ("amazement", "lip_spring"):
+        manifests = [json.loads((straight / name / f"{r}.json").read_text()) for r in RESOLUTIONS]
+        digests = {m["controls_sha256"] for m in manifests}
+        assert len(digests) == 1  # both resolutions simulated the one controls file
+        frames = [read_sequence(straight, name, r) for r in RESOLUTIONS]
+        assert all(len(f["skin"]) == FRAMES for f in frames)
+        if len(frames) == 2:  # rigid parts follow the same head and jaw in both
+            with np.load(straight / "rest.npz") as rest:
+                rigid = np.setdiff1d(np.arange(len(rest["neutral"])), rest["embedded_vertices"])
+            assert np.abs(frames[0]["skin"][:, rigid] - frames[1]["skin"][:, rigid]).max() < 1e-5
+
+
+def test_worker_processes_give_the_same_bytes(tmp_path, straight, settings):
+    from physface.sim.dataset import file_sha256, generate_dataset
+
+    out = tmp_path / "pool"
+    sequences = ("amazement", "lip_spring")
+    generate_dataset(out, settings, ("lr",), sequences, workers=2, progress=False)
+    for name in sequences:
+        assert file_sha256(out / name / "lr.npz") == file_sha256(straight / name / "lr.npz")
+
+
+def _fake_hr(out, name: str, shift_cm: float) -> None:
+    """An hr.npz for a sequence: the LR skin with its embedded vertices moved by ``shift_cm``
+    along +x (a known embedded error), committed by its manifest."""
+    from physface.sim.dataset import read_npz, write_npz
+
+    frames = read_npz(out / name / "lr.npz")
+    frames.pop("volume")
+    embedded = read_npz(out / "rest.npz")["embedded_vertices"]
+    frames["skin"][:, embedded, 0] += np.float32(shift_cm)
+    manifest = json.loads((out / name / "lr.json").read_text())
+    manifest.update(resolution="hr", file="hr.npz", sha256=write_npz(out / name / "hr.npz", frames))
+    (out / name / "hr.json").write_text(json.dumps(manifest))
+
+
+def test_report_table_plots_and_renders(tmp_path, straight, blender):
+    import shutil
+    import zlib
+
+    from physface.cli.dataset_report import write_report
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for item in ("dataset.json", "rest.npz"):
+        shutil.copy(straight / item, data / item)
+    for name in ("anger", "fear"):
+        shutil.copytree(straight / name, data / name)
+        _fake_hr(data, name, 0.05 if name == "anger" else 0.1)
+    report = write_report(data, tmp_path / "report", frames_per_sequence=1, resolution=96)
+    rows = {row["sequence"]: row for row in report["table"]}
+    assert set(rows) == {"anger", "fear", "themes", "anger+fear"}  # no HR frames, no row
+    assert rows["anger"]["mean"] == pytest.approx(0.5, abs=1e-3)  # mm
+    assert rows["fear"]["max_vertex"] == pytest.approx(1.0, abs=1e-3)
+    assert rows["anger+fear"]["mean"] == pytest.approx(0.75, abs=1e-3)
+    assert rows["anger"]["frames"] == FRAMES
+    box = report["bounding_boxes_mm"]["face region"]
+    assert 150 < box[0] < 220 and 200 < box[1] < 320  # a head-sized face, in mm
+    for path in report["plots"]:  # valid PNGs: signature, IHDR, and IDAT that inflates
+        data_bytes = open(path, "rb").read()
+        assert data_bytes[:8] == b"\x89PNG\r\n\x1a\n"
+        width, height = np.frombuffer(data_bytes[16:24], ">u4")
+        start = data_bytes.index(b"IDAT") + 4
+        length = int(np.frombuffer(data_bytes[start - 8 : start - 4], ">u4")[0])
+        pixels = zlib.decompress(data_bytes[start : start + length])
+        assert len(pixels) == height * (1 + 3 * width)
+    assert len(report["sheets"]) == 2 and all(
+        open(p, "rb").read(4) == b"\x89PNG" for p in report["sheets"]
+    )
