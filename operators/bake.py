@@ -136,11 +136,7 @@ class PHYSFACE_OT_bake(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        obj = context.active_object
-        if obj is None or not obj.physface.is_head or obj.physface.role != "head":
-            cls.poll_message_set("Select a PhysFace head")
-            return False
-        return True
+        return live.poll_active_head(cls, context)
 
     def _frames(self, scene) -> range:
         start = scene.frame_start if self.frame_start < 0 else self.frame_start

@@ -3,6 +3,7 @@
 import bpy
 
 from ..sim.expressions import EXPRESSIONS
+from . import live
 
 EXPRESSION_ITEMS = tuple((name, name.title(), f"Set the {name} expression") for name in EXPRESSIONS)
 
@@ -61,11 +62,7 @@ class PHYSFACE_OT_expression(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        obj = context.active_object
-        if obj is None or not obj.physface.is_head or obj.physface.role != "head":
-            cls.poll_message_set("Select a PhysFace head")
-            return False
-        return True
+        return live.poll_active_head(cls, context)
 
     def execute(self, context):
         frame = context.scene.frame_current if self.keyframe else None

@@ -40,6 +40,15 @@ class HeadRuntime:
     targets: dict = field(default_factory=dict)  # object name -> ICT indices (int64)
 
 
+def poll_active_head(operator_class, context) -> bool:
+    """Operator poll: the active object must be a PhysFace head (says so when not)."""
+    obj = context.active_object
+    if obj is None or not obj.physface.is_head or obj.physface.role != "head":
+        operator_class.poll_message_set("Select a PhysFace head")
+        return False
+    return True
+
+
 def head_objects(obj) -> list:
     """The head and its teeth/eyes children that receive positions."""
     return [obj, *[c for c in obj.children if c.physface.role in ("teeth", "eyes")]]
