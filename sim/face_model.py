@@ -118,6 +118,7 @@ class FaceModel:
 
 def _vertex_block(text: bytes, name: str) -> np.ndarray:
     """Parse the ``v x y z`` lines of an OBJ (all before the first ``vt``/``f``) -> (V, 3)."""
+    text = b"\n" + text  # a first line that is a vertex line counts too
     start = text.find(b"\nv ")
     if start < 0:
         raise DataError(f"{name}: no vertex lines; this is not an ICT FaceXModel OBJ file.")
@@ -166,7 +167,16 @@ def _topology(text: bytes, name: str) -> dict[str, np.ndarray]:
 def _iter_source_files(source: DataFolder, wanted: set[str]) -> Iterator[tuple[str, bytes]]:
     """Yield (file name, bytes) of the wanted FaceXModel files, from the folder or archive."""
     if not source.ict_is_archive:
-        for name in sorted(wanted):
+        order = sorted(wanted, key=lambda n: (n != "generic_neutral_mesh.obj", n))
+        for position, name in enumerate(order):
+            if position == 1:  # the neutral mesh is checked first, then every other file
+                missing = [n for n in order[1:] if not (source.ict_source / n).is_file()]
+                if missing:
+                    raise DataError(
+                        f"{source.ict_source / missing[0]} is missing"
+                        f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}. "
+                        "Restore the FaceXModel folder from the ICT-FaceKit repository."
+                    )
             path = source.ict_source / name
             if not path.is_file():
                 raise DataError(
