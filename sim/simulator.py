@@ -57,7 +57,8 @@ STAGES = ("setup", "local", "rhs", "solve", "contacts", "skin")
 class Material:
     """Tissue parameters (cm, g, s). ``shear_modulus`` μ of passive flesh in Ba
     (dyn/cm², 3e4 Ba = 3 kPa); muscle elements are ``muscle_stiffness_ratio`` times
-    stiffer at full weight; the volume term has κ = ``volume_stiffness_ratio`` · μ;
+    stiffer at full weight; the volume term has κ = ``volume_stiffness_ratio`` times the
+    element's own shear stiffness (muscle is as incompressible as flesh);
     ``density`` in g/cm³; mass-proportional ``damping`` in 1/s (dynamics only);
     colliders keep the skin ``contact_margin_cm`` outside. (The rig keeps a soft band
     between skull and jaw, so no element is driven by both bones.)"""
@@ -431,9 +432,7 @@ class Simulator:
         weight = np.minimum(np.bincount(self._entry_element, self._entry_weight, len(tets)), 1.0)
         shear = material.shear_modulus * (1.0 + (material.muscle_stiffness_ratio - 1.0) * weight)
         shape_weights = self.rest_volumes * shear
-        volume_weights = (
-            self.rest_volumes * material.shear_modulus * material.volume_stiffness_ratio
-        )
+        volume_weights = self.rest_volumes * shear * material.volume_stiffness_ratio
         edge_list = unique_edges(self.mesh.tets)
         self.mean_edge_cm = float(
             np.linalg.norm(rest[edge_list[:, 1]] - rest[edge_list[:, 0]], axis=1).mean()
