@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -100,8 +100,7 @@ def muscle_catalogue(path: str | Path | None = None) -> list[MuscleEntry]:
         description = str(table.get("description", ""))
         entries.append(MuscleEntry(name, str(table.get("group", "")), description, units))
         if table.get("mirror"):
-            mirrored = re.sub(r"\bleft\b", "right", description)
-            mirrored = re.sub(r"\bLeft\b", "Right", mirrored)
+            mirrored = _mirrored_description(description)
             entries.append(MuscleEntry(name[:-2] + "_R", entries[-1].group, mirrored, units))
     return entries
 
@@ -239,22 +238,18 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
 
 
+def _mirrored_description(description: str) -> str:
+    """A left muscle's description, said of the right side."""
+    return re.sub(r"\bLeft\b", "Right", re.sub(r"\bleft\b", "right", description))
+
+
 def _mirrored(definition: MuscleDefinition, vertex_map: np.ndarray) -> MuscleDefinition:
     """The right-side twin of a left muscle: anchors mirrored x -> -x, same order."""
-    anchors = tuple(int(vertex_map[a]) for a in definition.anchors)
-    description = re.sub(r"\bleft\b", "right", definition.description)
-    description = re.sub(r"\bLeft\b", "Right", description)
-    return MuscleDefinition(
+    return replace(
+        definition,
         name=definition.name[:-2] + "_R",
-        kind=definition.kind,
-        anchors=anchors,
-        depths=definition.depths,
-        thickness=definition.thickness,
-        width=definition.width,
-        max_contraction=definition.max_contraction,
-        group=definition.group,
-        action_units=definition.action_units,
-        description=description,
+        anchors=tuple(int(vertex_map[a]) for a in definition.anchors),
+        description=_mirrored_description(definition.description),
     )
 
 
