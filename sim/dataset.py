@@ -37,7 +37,6 @@ RESOLUTIONS = ("lr", "hr")
 TRAINING_TOLERANCE = 2e-4  # as simulator.TRAINING_TOLERANCE, without importing Warp here
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _SIMULATION_SOURCES = ("simulator.py", "solver_kernels.py", "controls.py")
-_STATE_ARRAYS = ("positions", "velocities", "_head", "_previous_positions")
 
 
 @dataclass(frozen=True)
@@ -181,36 +180,6 @@ def simulation_code_key() -> str:
 
 def _rig_file(rig) -> Path:
     return cache_root() / "rigs" / f"{rig.key}.npz"
-
-
-# --- simulator state -------------------------------------------------------------------------
-
-
-def simulator_state(simulator) -> dict[str, np.ndarray]:
-    """Everything that carries over from one frame to the next (float64 and the rotation
-    guesses), for a bit-exact warm start. Uses ``Simulator.state()`` when it exists."""
-    if hasattr(simulator, "state"):
-        return dict(simulator.state())
-    state = {}
-    for name in _STATE_ARRAYS:
-        value = getattr(simulator, name, None)
-        if value is not None:
-            state[name.lstrip("_")] = np.array(value)
-    state["element_rotations"] = simulator.element_rotations.numpy().copy()
-    return state
-
-
-def restore_simulator_state(simulator, state: dict[str, np.ndarray]) -> None:
-    """Put a state from ``simulator_state`` back (after ``reset()``)."""
-    if hasattr(simulator, "set_state"):
-        simulator.set_state(state)
-        return
-    simulator.reset()
-    for name in _STATE_ARRAYS:
-        key = name.lstrip("_")
-        if key in state:
-            setattr(simulator, name, np.array(state[key], dtype=np.float64))
-    simulator.element_rotations.assign(np.asarray(state["element_rotations"], np.float32))
 
 
 # --- one (sequence, resolution) task --------------------------------------------------------
@@ -425,7 +394,7 @@ def run_task(
     performance = read_controls(task.out_dir, task.sequence)
     simulator = _simulator_for(task, performance)
     if start:
-        restore_simulator_state(simulator, read_npz(folder / manifest["checkpoint"]["file"]))
+        simulator.set_state(read_npz(folder / manifest["checkpoint"]["file"]))
     chunk = int(manifest["chunk_frames"])
     frame = start
     while frame < task.frames:
@@ -450,7 +419,7 @@ def run_task(
         name = f"{task.resolution}.parts/chunk_{frame:05d}.npz"
         digest = write_npz(folder / name, _stack(records))
         checkpoint = f"{task.resolution}.parts/checkpoint_{stop:05d}.npz"
-        checkpoint_digest = write_npz(folder / checkpoint, simulator_state(simulator))
+        checkpoint_digest = write_npz(folder / checkpoint, simulator.state())
         manifest["chunks"].append({"file": name, "start": frame, "stop": stop, "sha256": digest})
         manifest["checkpoint"] = {"file": checkpoint, "frame": stop, "sha256": checkpoint_digest}
         write_json(manifest_path, manifest)  # the commit

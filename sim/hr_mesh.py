@@ -37,9 +37,9 @@ from .cache import atomic_path, cache_root, content_key
 from .errors import DataError
 from .face_model import FaceModel
 from .inside import inside_regular_grid
-from .lattice import ClipRegion, LipZone, _separate_lips, bcc_lattice
+from .lattice import ClipRegion, LipZone, bcc_lattice, separate_lips
 from .simmesh import FREE, LIP_LOWER, LIP_NONE, LIP_UPPER, SKULL, SimMesh
-from .tetmesh import _FACES, embed_points, orient_positive, signed_volumes
+from .tetmesh import boundary_faces_with_owner, embed_points, orient_positive, signed_volumes
 from .tissue import TissueSurface
 
 TETWILD_VERSION = 1  # bump to invalidate cached fTetWild runs
@@ -135,7 +135,7 @@ def _keep_and_label(model, surface, anatomy, clip, edge, nodes, tets) -> SimMesh
     nodes, labels = nodes[used], labels[used]
     lip_side = LipZone.from_model(model).side(nodes[tets].mean(axis=1))
     for _ in range(3):
-        cut_nodes, cut_tets, cut_labels = _separate_lips(nodes, tets, labels, lip_side)
+        cut_nodes, cut_tets, cut_labels = separate_lips(nodes, tets, labels, lip_side)
         loose = _loose_elements(cut_tets, cut_labels)
         if (loose & (lip_side != LIP_NONE)).any():
             # Lip elements on the wrong side of the line, cut off from their own lip: move.
@@ -189,16 +189,6 @@ def lip_contact_surfaces(
     upper = faces[near & (side == LIP_UPPER) & (normal[:, 1] < -min_facing)]
     lower = faces[near & (side == LIP_LOWER) & (normal[:, 1] > min_facing)]
     return upper.astype(np.int32), lower.astype(np.int32)
-
-
-def boundary_faces_with_owner(tets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Triangles used by one element only (B, 3) int32, wound outward, and that element
-    (B,) int32."""
-    faces = tets[:, _FACES].reshape(-1, 3)
-    key = np.sort(faces, axis=1)
-    _, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
-    single = np.flatnonzero(counts[inverse.ravel()] == 1)
-    return faces[single].astype(np.int32), (single // 4).astype(np.int32)
 
 
 # --- fTetWild -------------------------------------------------------------------------------

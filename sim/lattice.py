@@ -165,11 +165,11 @@ def build_lattice(
     tets = orient_positive(nodes, tets)
 
     lip_side = LipZone.from_model(model).side(nodes[tets].mean(axis=1))
-    nodes, tets, labels = _separate_lips(nodes, tets, labels, lip_side)
+    nodes, tets, labels = separate_lips(nodes, tets, labels, lip_side)
     return SimMesh(nodes, tets, labels, lip_side)
 
 
-def _separate_lips(nodes, tets, labels, lip_side):
+def separate_lips(nodes, tets, labels, lip_side):
     """Duplicate nodes shared by upper- and lower-lip elements; lower elements use copies."""
     upper_nodes = np.unique(tets[lip_side == LIP_UPPER])
     lower_nodes = np.unique(tets[lip_side == LIP_LOWER])

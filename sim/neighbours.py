@@ -2,10 +2,13 @@
 
 - ``lr_geodesic_knn``: the first EdgeConv graph, each LR vertex's k nearest other LR
   vertices by shortest-path distance along the rest LR mesh's edges.
-- ``hr_skin_lr_neighbours``: the upsampler's neighbourhoods. Every LR vertex is mapped to a
-  distinct skin vertex by linear assignment (minimum total Euclidean distance, Crouse
-  2016), then every skin vertex gets its k nearest mapped LR vertices by Dijkstra distance
-  along the skin's edges.
+- ``surface_lr_neighbours``: every LR vertex is mapped to a distinct vertex of a surface by
+  linear assignment (minimum total Euclidean distance, Crouse 2016), then every surface
+  vertex gets its k nearest mapped LR vertices by Dijkstra distance along the surface's
+  edges.
+- ``hr_skin_lr_neighbours``: the upsampler's neighbourhoods, as the paper builds them: the
+  surface is the HR mesh's boundary (many more vertices than the LR lattice at every
+  preset), and each embedded skin vertex takes the row of its nearest HR surface vertex.
 
 Distances are in cm. Dijkstra runs in chunks of sources with a ``limit`` radius, so memory
 stays bounded (scipy returns a dense row per source).
@@ -18,7 +21,7 @@ from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import dijkstra, min_weight_full_bipartite_matching
 from scipy.spatial import cKDTree
 
-from .tetmesh import unique_edges
+from .tetmesh import boundary_faces, unique_edges
 
 _CHUNK_ENTRIES = 1 << 23  # dense Dijkstra rows per chunk × vertices: 64 MB of float64
 
@@ -91,33 +94,33 @@ def lr_geodesic_knn(lr, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
     return indices.astype(np.int32), distances.astype(np.float32)
 
 
-def assign_lr_to_skin(
-    skin_positions: np.ndarray,
+def assign_lr_to_surface(
+    surface_positions: np.ndarray,
     lr_positions: np.ndarray,
     candidates: int = 32,
     max_candidates: int = 512,
 ) -> np.ndarray:
-    """One distinct skin vertex per LR vertex minimising the total Euclidean distance.
+    """One distinct surface vertex per LR vertex minimising the total Euclidean distance.
 
     A minimum-weight full bipartite matching (LAPJVsp) on a sparse candidate graph: each
-    LR vertex's ``candidates`` nearest skin vertices plus its skin vertex in a greedy
+    LR vertex's ``candidates`` nearest surface vertices plus its vertex in a greedy
     nearest-free assignment, which guarantees that a full matching exists. The candidate
     count doubles until doubling no longer lowers the total (at most ``max_candidates``;
     on the default preset this reaches the dense optimum at 128). Deep LR vertices end up
-    at the nearest skin vertex still free. Returns (N,) int32 skin vertex indices, all
-    distinct. Raises ValueError when N > M (more LR than skin vertices).
+    at the nearest surface vertex still free. Returns (N,) int32 surface vertex indices,
+    all distinct. Raises ValueError when N > M (more LR than surface vertices).
     """
-    n, m = len(lr_positions), len(skin_positions)
+    n, m = len(lr_positions), len(surface_positions)
     if n > m:
         raise ValueError(
-            f"Cannot map {n} LR vertices one-to-one onto {m} skin vertices: the LR mesh has "
-            "more vertices than the skin. Use a coarser LR lattice or a denser skin."
+            f"Cannot map {n} LR vertices one-to-one onto {m} surface vertices: the LR mesh "
+            "has more vertices than the surface. Use a denser surface (the HR mesh's)."
         )
-    tree = cKDTree(skin_positions.astype(np.float64))
+    tree = cKDTree(surface_positions.astype(np.float64))
     points = lr_positions.astype(np.float64)
     greedy = _greedy_assignment(tree, points, m)
     best = greedy
-    best_cost = float(np.linalg.norm(skin_positions[greedy] - points, axis=1).sum())
+    best_cost = float(np.linalg.norm(surface_positions[greedy] - points, axis=1).sum())
     count = min(candidates, m)
     while True:
         distance, nearest = tree.query(points, k=count)
@@ -125,13 +128,13 @@ def assign_lr_to_skin(
         extra = np.flatnonzero((nearest != greedy[:, None]).all(axis=1))
         rows = np.concatenate([np.repeat(np.arange(n), count), extra])
         cols = np.concatenate([nearest.ravel(), greedy[extra]])
-        weights = np.linalg.norm(points[rows] - skin_positions[cols], axis=1)
+        weights = np.linalg.norm(points[rows] - surface_positions[cols], axis=1)
         # + 1e-6 keeps exact hits as edges and shifts every full matching's cost equally.
         cost = coo_matrix((weights + 1e-6, (rows, cols)), shape=(n, m)).tocsr()
         matched_rows, matched_cols = min_weight_full_bipartite_matching(cost)
         mapping = np.empty(n, dtype=np.int32)
         mapping[matched_rows] = matched_cols
-        total = float(np.linalg.norm(skin_positions[mapping] - points, axis=1).sum())
+        total = float(np.linalg.norm(surface_positions[mapping] - points, axis=1).sum())
         improved = total < best_cost - 1e-9 * max(best_cost, 1.0)
         if improved:
             best, best_cost = mapping, total
@@ -141,8 +144,8 @@ def assign_lr_to_skin(
 
 
 def _greedy_assignment(tree: cKDTree, points: np.ndarray, m: int) -> np.ndarray:
-    """Each point (N, 3), nearest to the skin first, takes its nearest skin vertex still
-    free (N,) int32."""
+    """Each point (N, 3), nearest to the surface first, takes its nearest surface vertex
+    still free (N,) int32."""
     n = len(points)
     count = min(16, m)
     distance, nearest = tree.query(points, k=count)
@@ -162,23 +165,27 @@ def _greedy_assignment(tree: cKDTree, points: np.ndarray, m: int) -> np.ndarray:
     return mapping
 
 
-def hr_skin_lr_neighbours(
-    skin_positions: np.ndarray, skin_triangles: np.ndarray, lr_positions: np.ndarray, k: int = 20
+def surface_lr_neighbours(
+    surface_positions: np.ndarray,
+    surface_triangles: np.ndarray,
+    lr_positions: np.ndarray,
+    k: int = 20,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """For every skin vertex its k nearest LR vertices, by Dijkstra distance along the skin's
-    edges to the skin vertices the LR vertices are assigned to (``assign_lr_to_skin``).
+    """For every surface vertex its k nearest LR vertices, by Dijkstra distance along the
+    surface's edges to the vertices the LR vertices are assigned to
+    (``assign_lr_to_surface``).
 
-    skin_positions (M, 3), skin_triangles (F, 3), lr_positions (N, 3) cm, N ≤ M.
+    surface_positions (M, 3), surface_triangles (F, 3), lr_positions (N, 3) cm, N ≤ M.
     Returns (indices (M, k) int32 into the LR vertices, distances (M, k) float32 cm),
     ascending per row.
     """
-    m, n = len(skin_positions), len(lr_positions)
+    m, n = len(surface_positions), len(lr_positions)
     if n < k:
         raise ValueError(f"{k} neighbours need at least {k} LR vertices, got {n}.")
-    mapping = assign_lr_to_skin(skin_positions, lr_positions)
-    graph = edge_graph(skin_positions, triangle_edges(skin_triangles))
+    mapping = assign_lr_to_surface(surface_positions, lr_positions)
+    graph = edge_graph(surface_positions, triangle_edges(surface_triangles))
 
-    # A first radius that holds k sources where the LR vertices reach the skin.
+    # A first radius that holds k sources where the LR vertices reach the surface.
     edge_length = float(np.median(graph.data))
     spacing = float(np.median(cKDTree(lr_positions).query(lr_positions, k=2)[0][:, 1]))
     radius = max(1.5 * np.sqrt(k) * spacing, 4.0 * edge_length)
@@ -194,7 +201,7 @@ def hr_skin_lr_neighbours(
         best_d, best_i = _smallest_k(
             np.concatenate([best_d, d], axis=1), np.concatenate([best_i, ids], axis=1), k
         )
-    # Pass 2: skin vertices still short of k (far from the simulated region) search from
+    # Pass 2: vertices still short of k (far from the simulated region) search from
     # their own side with a growing radius (the graph is undirected).
     todo = np.flatnonzero(~np.isfinite(best_d[:, -1]))
     while len(todo):
@@ -207,8 +214,46 @@ def hr_skin_lr_neighbours(
         short = ~np.isfinite(best_d[todo, -1])
         if short.any() and not np.isfinite(limit):
             raise ValueError(
-                f"{int(short.sum())} skin vertices reach fewer than {k} LR vertices along the "
-                "skin; is the skin surface connected?"
+                f"{int(short.sum())} surface vertices reach fewer than {k} LR vertices along "
+                "the surface; is it connected?"
             )
         todo = todo[short]
     return best_i.astype(np.int32), best_d.astype(np.float32)
+
+
+def hr_skin_lr_neighbours(
+    hr_positions: np.ndarray,
+    hr_tets: np.ndarray,
+    skin_positions: np.ndarray,
+    skin_elements: np.ndarray,
+    lr_positions: np.ndarray,
+    k: int = 20,
+) -> tuple[np.ndarray, np.ndarray]:
+    """For every embedded skin vertex its k nearest LR vertices along the HR surface.
+
+    hr_positions (H, 3) cm and hr_tets (E, 4): the HR mesh, whose boundary is the surface;
+    skin_positions (P, 3) cm and skin_elements (P,) the skin's HR embedding elements;
+    lr_positions (N, 3) cm. A skin vertex takes the row of the nearest boundary node of
+    its own element (so a lip vertex never takes the other lip's row), or of the nearest
+    boundary node when its element has none; its distances add the offset to that node.
+    Returns (indices (P, k) int32 into the LR vertices, distances (P, k) float32 cm).
+    """
+    faces = boundary_faces(hr_tets)
+    surface_nodes, triangles = np.unique(faces, return_inverse=True)
+    triangles = triangles.reshape(-1, 3)
+    surface = hr_positions[surface_nodes]
+    indices, distances = surface_lr_neighbours(surface, triangles, lr_positions, k)
+
+    local = np.full(len(hr_positions), -1, dtype=np.int64)
+    local[surface_nodes] = np.arange(len(surface_nodes))
+    corners = local[hr_tets[skin_elements]]  # (P, 4), -1 for interior nodes
+    offset = np.linalg.norm(
+        surface[np.maximum(corners, 0)] - skin_positions[:, None].astype(np.float64), axis=2
+    )
+    offset[corners < 0] = np.inf
+    host = corners[np.arange(len(corners)), np.argmin(offset, axis=1)]
+    orphan = ~np.isfinite(offset.min(axis=1))
+    if orphan.any():
+        host[orphan] = cKDTree(surface).query(skin_positions[orphan])[1]
+    gap = np.linalg.norm(surface[host] - skin_positions.astype(np.float64), axis=1)
+    return indices[host], (distances[host] + gap[:, None]).astype(np.float32)

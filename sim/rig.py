@@ -97,7 +97,8 @@ class Rig:
     hr_skin: Embedding | None = None
     lr_knn: np.ndarray | None = None  # (N, 5) int32
     lr_knn_distances: np.ndarray | None = None
-    hr_skin_lr_neighbours: np.ndarray | None = None  # (M, 20) int32 into LR vertices
+    # (P, 20) int32 into LR vertices, one row per hr_skin vertex; distances (P, 20) cm
+    hr_skin_lr_neighbours: np.ndarray | None = None
     hr_skin_lr_distances: np.ndarray | None = None
     build_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -239,9 +240,13 @@ def build_rig(preset: str | RigPreset, model: FaceModel | None = None, progress=
         lap("HR muscles and embedding")
         report("neighbour tables")
         rig.lr_knn, rig.lr_knn_distances = lr_geodesic_knn(lr, k=5)
-        skin_triangles = surface.triangles[(surface.triangles < len(surface.positions) - 1).all(1)]
         rig.hr_skin_lr_neighbours, rig.hr_skin_lr_distances = hr_skin_lr_neighbours(
-            surface.positions[:-1], skin_triangles, lr.rest_positions, k=20
+            rig.hr.rest_positions,
+            rig.hr.tets,
+            model.neutral[embedded],
+            rig.hr_skin.elements,
+            lr.rest_positions,
+            k=20,
         )
         lap("neighbour tables")
     rig.build_seconds = seconds

@@ -557,6 +557,36 @@ class Simulator:
         self._previous_positions = None
         self.element_rotations.assign(self._identity_rotations)
 
+    def state(self) -> dict[str, np.ndarray]:
+        """Everything that carries over from one frame to the next, copied: positions
+        (N, 3) and velocities (F, 3) float64 cm and cm/s, the head pose (4, 4), the last
+        frame's positions (absent before the first step) and the rotation guesses
+        (E, 3, 3) float32. ``set_state`` of it continues bit for bit."""
+        state = {
+            "positions": self.positions.copy(),
+            "velocities": self.velocities.copy(),
+            "head": self._head.copy(),
+            "element_rotations": self.element_rotations.numpy().copy(),
+        }
+        if self._previous_positions is not None:
+            state["previous_positions"] = self._previous_positions.copy()
+        return state
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Continue from a ``state()`` of a simulator of the same rig and resolution."""
+        positions = np.asarray(state["positions"], dtype=np.float64)
+        if positions.shape != self.rest_positions.shape:
+            raise ValueError(
+                f"A state of {len(positions)} nodes does not fit this {self.resolution.upper()} "
+                f"mesh of {self.node_count}."
+            )
+        self.positions = positions.copy()
+        self.velocities = np.array(state["velocities"], dtype=np.float64)
+        self._head = np.array(state["head"], dtype=np.float64)
+        previous = state.get("previous_positions")
+        self._previous_positions = None if previous is None else np.array(previous, np.float64)
+        self.element_rotations.assign(np.asarray(state["element_rotations"], np.float32))
+
     # --- factors and penalty terms -----------------------------------------------------------
 
     def _factor_for(self, spring_key: tuple, spring_matrix) -> _Factor:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-_FACES = np.array([[1, 2, 3], [0, 3, 2], [0, 1, 3], [0, 2, 1]])  # outward for positive tets
+TET_FACES = np.array([[1, 2, 3], [0, 3, 2], [0, 1, 3], [0, 2, 1]])  # outward for positive tets
 
 
 def signed_volumes(positions: np.ndarray, tets: np.ndarray) -> np.ndarray:
@@ -52,10 +52,17 @@ def unique_edges(tets: np.ndarray) -> np.ndarray:
 
 def boundary_faces(tets: np.ndarray) -> np.ndarray:
     """Triangles used by one element only (B, 3) int32, wound outward."""
-    faces = tets[:, _FACES].reshape(-1, 3)
+    return boundary_faces_with_owner(tets)[0]
+
+
+def boundary_faces_with_owner(tets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Triangles used by one element only (B, 3) int32, wound outward, and that element
+    (B,) int32."""
+    faces = tets[:, TET_FACES].reshape(-1, 3)
     key = np.sort(faces, axis=1)
     _, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
-    return faces[counts[inverse.ravel()] == 1].astype(np.int32)
+    single = np.flatnonzero(counts[inverse.ravel()] == 1)
+    return faces[single].astype(np.int32), (single // 4).astype(np.int32)
 
 
 def barycentric(points: np.ndarray, corners: np.ndarray) -> np.ndarray:

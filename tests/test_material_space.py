@@ -120,11 +120,21 @@ def test_rigid_parts_follow_skull_and_jaw(rig, model):
     assert np.isin(model.region("eyeball_left"), rig.skull_vertices).all()
 
 
-def test_neighbour_tables(rig):
-    n, m = rig.lr.vertex_count, len(rig.hr_skin_lr_neighbours)
+def test_neighbour_tables(rig, model):
+    n, p = rig.lr.vertex_count, len(rig.hr_skin.vertices)
     assert rig.lr_knn.shape == (n, 5)
-    assert rig.hr_skin_lr_neighbours.shape[1] == 20
-    assert m >= n
+    assert rig.hr_skin_lr_neighbours.shape == rig.hr_skin_lr_distances.shape == (p, 20)
+    assert (rig.hr_skin_lr_neighbours >= 0).all() and (rig.hr_skin_lr_neighbours < n).all()
+    assert (np.diff(rig.hr_skin_lr_distances, axis=1) >= 0).all()
+    # The first LR neighbour of a skin vertex (by distance along the HR surface) lies within
+    # about one lattice cell (deep LR vertices map to the surface from up to a cell away).
+    skin = model.neutral[rig.hr_skin.vertices]
+    lr = rig.lr.rest_positions
+    euclid = np.linalg.norm(lr[rig.hr_skin_lr_neighbours] - skin[:, None], axis=2)
+    cell = 2.4
+    assert np.percentile(rig.hr_skin_lr_distances[:, 0], 99) < cell
+    assert np.percentile(euclid[:, 0], 99) < 1.5 * cell
+    assert euclid[:, 0].max() < 2.5 * cell
     # The geodesically nearest LR neighbour is geometrically close.
     first = rig.lr.rest_positions[rig.lr_knn[:, 0]] - rig.lr.rest_positions
     assert np.linalg.norm(first, axis=1).max() < 2.4 * 1.01

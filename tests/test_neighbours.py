@@ -10,10 +10,10 @@ from physface.sim.anatomy import build_anatomy
 from physface.sim.face_model import load_face_model
 from physface.sim.lattice import ClipRegion, build_lattice
 from physface.sim.neighbours import (
-    assign_lr_to_skin,
+    assign_lr_to_surface,
     edge_graph,
-    hr_skin_lr_neighbours,
     lr_geodesic_knn,
+    surface_lr_neighbours,
     triangle_edges,
 )
 from physface.sim.tetmesh import unique_edges
@@ -41,7 +41,7 @@ def lr_knn(tiny):
 @pytest.fixture(scope="module")
 def skin_table(tiny):
     lr, skin, triangles = tiny
-    return hr_skin_lr_neighbours(skin, triangles, lr.rest_positions, k=20)
+    return surface_lr_neighbours(skin, triangles, lr.rest_positions, k=20)
 
 
 def _check_rows(indices, distances, count, k):
@@ -79,16 +79,16 @@ def test_assignment_is_one_to_one_and_optimal():
     rng = np.random.default_rng(7)
     skin = rng.normal(size=(300, 3)).astype(np.float32)
     lr = (0.6 * rng.normal(size=(120, 3))).astype(np.float32)  # many deep points compete
-    mapping = assign_lr_to_skin(skin, lr, candidates=4)
+    mapping = assign_lr_to_surface(skin, lr, candidates=4)
     assert mapping.dtype == np.int32 and len(np.unique(mapping)) == len(lr)
     cost = np.linalg.norm(lr[:, None].astype(np.float64) - skin[None], axis=2)
     rows, cols = linear_sum_assignment(cost)
     assert cost[np.arange(len(lr)), mapping].sum() == pytest.approx(cost[rows, cols].sum())
 
 
-def test_assignment_refuses_more_lr_than_skin_vertices():
-    with pytest.raises(ValueError, match="more vertices than the skin"):
-        assign_lr_to_skin(np.zeros((3, 3)), np.zeros((4, 3)))
+def test_assignment_refuses_more_lr_than_surface_vertices():
+    with pytest.raises(ValueError, match="more vertices than the surface"):
+        assign_lr_to_surface(np.zeros((3, 3)), np.zeros((4, 3)))
 
 
 def test_skin_table_is_geodesic_and_local(tiny, skin_table):
@@ -96,7 +96,7 @@ def test_skin_table_is_geodesic_and_local(tiny, skin_table):
     indices, distances = skin_table
     _check_rows(indices, distances, len(skin), 20)
     assert all(len(set(row)) == 20 for row in indices[::97].tolist())
-    mapping = assign_lr_to_skin(skin, lr.rest_positions)
+    mapping = assign_lr_to_surface(skin, lr.rest_positions)
     assert len(np.unique(mapping)) == lr.vertex_count
     euclid = np.linalg.norm(skin[mapping[indices]] - skin[:, None], axis=2)
     assert (distances >= euclid - 1e-5).all()
@@ -111,7 +111,7 @@ def test_skin_table_is_geodesic_and_local(tiny, skin_table):
 def test_skin_table_matches_brute_force(tiny, skin_table):
     lr, skin, triangles = tiny
     indices, distances = skin_table
-    mapping = assign_lr_to_skin(skin, lr.rest_positions)
+    mapping = assign_lr_to_surface(skin, lr.rest_positions)
     full = dijkstra(edge_graph(skin, triangle_edges(triangles)), indices=mapping).T  # (M, N)
     expected = np.sort(full, axis=1)[:, :20]
     np.testing.assert_allclose(distances, expected, rtol=1e-5, atol=1e-5)
