@@ -43,6 +43,8 @@ def status_table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str]) -> int:
+    from ..sim.dataset import DatasetSettings
+
     parser = argparse.ArgumentParser(
         prog="physface dataset",
         description=__doc__,
@@ -56,8 +58,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--frames", type=int, help="length of every sequence (default: own)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", type=int, default=1, help="seeded variants per theme")
-    parser.add_argument("--tolerance", type=float, default=2e-4, help="relative residual")
-    parser.add_argument("--max-iterations", type=int, default=300)
+    parser.add_argument(
+        "--tolerance", type=float, default=DatasetSettings.tolerance, help="relative residual"
+    )
+    parser.add_argument("--max-iterations", type=int, default=DatasetSettings.max_iterations)
     parser.add_argument("--chunk-frames", type=int, default=8, help="frames per commit")
     parser.add_argument("--workers", type=int, help="processes (default: one per core)")
     parser.add_argument("--max-minutes", type=float, help="stop cleanly after this long")
@@ -66,7 +70,6 @@ def main(argv: list[str]) -> int:
 
     def body() -> int:
         from ..sim.dataset import (
-            DatasetSettings,
             dataset_status,
             generate_dataset,
             machine_description,

@@ -51,7 +51,11 @@ class DatasetSettings:
     variants: int = 1
     frames: int | None = None
     tolerance: float = TRAINING_TOLERANCE
-    max_iterations: int = 300
+    # The HR solve's max-node residual stalls in a few frames (strong brow lowering: the
+    # glabella drifts slowly under corrugator + procerus) while the skin has settled: at the
+    # slowest frame measured (anger 14), 100 iterations put the skin within 0.001 mm mean,
+    # 0.02 mm p99 of 400. Each frame's residual and iteration count are stored.
+    max_iterations: int = 100
     chunk_frames: int = 8
 
     def identity(self) -> dict:
