@@ -28,11 +28,27 @@ MATERIALS = {
     "PhysFace Socket": ((0.45, 0.30, 0.28, 1), 0.5, 0.0, ("eye_socket_left", "eye_socket_right")),
     "PhysFace Lashes": ((0.04, 0.03, 0.03, 1), 0.6, 0.0, ("eyelashes_left", "eyelashes_right")),
     "PhysFace Teeth": ((0.92, 0.89, 0.80, 1), 0.3, 0.0, ("teeth",)),
-    "PhysFace Sclera": ((0.90, 0.88, 0.86, 1), 0.2, 0.0, ("eyeball_left", "eyeball_right")),
-    "PhysFace Iris": ((0.18, 0.11, 0.06, 1), 0.15, 0.0, ()),
+    "PhysFace Eye": ((0.80, 0.77, 0.73, 1), 0.4, 0.0, ("eyeball_left", "eyeball_right")),
 }
-# Iris vertex ranges of the ICT README's eyeball table.
-IRIS_RANGES = ((22221, 23021), (23791, 24591))
+# Each ICT eyeball is an outer shell (the README's "sclera" rows: sclera with the corneal
+# bulge) enclosing an inner iris-and-eyeball surface (its "iris" rows) that lies wholly
+# inside it, so with an opaque shell only the outer one is ever seen. The outer shell's UVs
+# are an azimuthal layout centred (0.5, 0.5) on the cornea apex whose radius grows with the
+# angle from the eye's axis, and the cornea meets the inner iris disc at a UV radius of
+# about 0.12 (≈ 22°, an 11.6 mm iris): the eye material paints the iris and pupil there.
+EYE_MATERIAL = "PhysFace Eye"
+IRIS_UV_RADIUS = 0.12
+# Base colour over the distance from the cornea apex in iris radii (0 centre, 1 limbus):
+# pupil, iris (lighter collarette, darker outer iris and limbal ring) and sclera.
+EYE_COLOUR_STOPS = (
+    (0.00, (0.004, 0.004, 0.004)),
+    (0.30, (0.004, 0.004, 0.004)),
+    (0.36, (0.33, 0.20, 0.08)),
+    (0.55, (0.22, 0.14, 0.06)),
+    (0.86, (0.12, 0.08, 0.04)),
+    (0.98, (0.035, 0.028, 0.022)),
+    (1.10, (0.80, 0.77, 0.73)),
+)
 
 
 def _material(name: str):
@@ -48,8 +64,44 @@ def _material(name: str):
     bsdf.inputs["Roughness"].default_value = roughness
     if "Subsurface Weight" in bsdf.inputs:
         bsdf.inputs["Subsurface Weight"].default_value = subsurface
+    if name == EYE_MATERIAL:
+        _eye_nodes(material.node_tree, bsdf)
     material.diffuse_color = colour
     return material
+
+
+def _eye_nodes(tree, bsdf) -> None:
+    """Pupil, iris and sclera from the eyeball's UV radius, under a clear glossy cornea."""
+    nodes, links = tree.nodes, tree.links
+    uv = nodes.new("ShaderNodeUVMap")
+    uv.uv_map = "UVMap"
+    offset = nodes.new("ShaderNodeVectorMath")
+    offset.operation = "SUBTRACT"
+    offset.inputs[1].default_value = (0.5, 0.5, 0.0)
+    length = nodes.new("ShaderNodeVectorMath")
+    length.operation = "LENGTH"
+    outermost = EYE_COLOUR_STOPS[-1][0]
+    iris_radii = nodes.new("ShaderNodeMath")  # the ramp spans 0..outermost iris radii
+    iris_radii.operation = "DIVIDE"
+    iris_radii.inputs[1].default_value = IRIS_UV_RADIUS * outermost
+    ramp = nodes.new("ShaderNodeValToRGB")
+    elements = ramp.color_ramp.elements
+    elements[0].color = (*EYE_COLOUR_STOPS[0][1], 1.0)
+    elements[-1].color = (*EYE_COLOUR_STOPS[-1][1], 1.0)
+    for position, rgb in EYE_COLOUR_STOPS[1:-1]:
+        elements.new(position / outermost).color = (*rgb, 1.0)
+    links.new(uv.outputs["UV"], offset.inputs[0])
+    links.new(offset.outputs["Vector"], length.inputs[0])
+    links.new(length.outputs["Value"], iris_radii.inputs[0])
+    links.new(iris_radii.outputs["Value"], ramp.inputs[0])
+    links.new(ramp.outputs["Color"], bsdf.inputs["Base Color"])
+    # The wet cornea and conjunctiva: a clear, nearly mirror-smooth coat over the whole eye.
+    bsdf.inputs["Coat Weight"].default_value = 1.0
+    bsdf.inputs["Coat Roughness"].default_value = 0.03
+    bsdf.inputs["Coat IOR"].default_value = 1.376
+    for column, node in enumerate((uv, offset, length, iris_radii, ramp)):
+        node.location = (bsdf.location.x - 1000 + 180 * column, bsdf.location.y)
+    ramp.location.x -= 100
 
 
 def _polygon_material_index(model, polygon_first_vertex: np.ndarray, names: list[str]):
@@ -61,10 +113,6 @@ def _polygon_material_index(model, polygon_first_vertex: np.ndarray, names: list
         for region in MATERIALS[name][3]:
             start, stop = REGIONS[region]
             index[(polygon_first_vertex >= start) & (polygon_first_vertex < stop)] = slot
-    if "PhysFace Iris" in names:
-        for start, stop in IRIS_RANGES:
-            inside = (polygon_first_vertex >= start) & (polygon_first_vertex < stop)
-            index[inside] = names.index("PhysFace Iris")
     return index
 
 
@@ -93,8 +141,6 @@ def build_part_mesh(model, part: str, name: str):
     mesh.polygons.foreach_set("loop_total", kept_counts.astype(np.int32))
     mesh.uv_layers.new(name="UVMap").data.foreach_set("uv", loop_uvs.astype(np.float32).ravel())
     names = [n for n, spec in MATERIALS.items() if set(spec[3]) & set(PARTS[part])]
-    if part == "eyes":
-        names.append("PhysFace Iris")
     for material_name in names:
         mesh.materials.append(_material(material_name))
     first_vertex = model.polygon_vertices[starts[:-1][keep]]
