@@ -56,10 +56,13 @@ def _add_camera_and_lights(scene) -> None:
     camera.location = (0.0, -0.95, 0.02)
     camera.rotation_euler = (math.radians(90), 0.0, 0.0)
     scene.camera = camera
+    # Watts for a key + fill that put ~3 W/m² (white diffuse radiance ≈ 1) on the lit side of
+    # the face, so the skin's albedo lands in the tone curve's mid-range rather than its
+    # desaturating shoulder.
     for name, location, energy, size in (
-        ("Key", (-0.45, -0.6, 0.35), 14.0, 0.35),
-        ("Fill", (0.55, -0.5, 0.05), 4.0, 0.6),
-        ("Rim", (0.2, 0.5, 0.4), 10.0, 0.3),
+        ("Key", (-0.45, -0.6, 0.35), 6.0, 0.35),
+        ("Fill", (0.55, -0.5, 0.05), 1.8, 0.6),
+        ("Rim", (0.2, 0.5, 0.4), 5.0, 0.3),
     ):
         light_data = bpy.data.lights.new(name, "AREA")
         light_data.energy = energy

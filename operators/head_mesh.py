@@ -22,14 +22,31 @@ PARTS = {
     "eyes": ("eyeball_left", "eyeball_right"),
 }  # fmt: skip
 # (material name, base colour, roughness, subsurface weight) and the regions that use it.
+# Colours are scene-linear albedos: the skin's is a mid-tone (sRGB ≈ 181, 142, 121; between
+# the ColorChecker's light and dark skin patches).
 MATERIALS = {
-    "PhysFace Skin": ((0.80, 0.57, 0.47, 1), 0.45, 0.15, ("face", "head_neck")),
+    "PhysFace Skin": ((0.46, 0.27, 0.19, 1), 0.45, 1.0, ("face", "head_neck")),
     "PhysFace Mouth": ((0.55, 0.22, 0.22, 1), 0.35, 0.1, ("mouth_socket", "gums_tongue")),
     "PhysFace Socket": ((0.45, 0.30, 0.28, 1), 0.5, 0.0, ("eye_socket_left", "eye_socket_right")),
     "PhysFace Lashes": ((0.04, 0.03, 0.03, 1), 0.6, 0.0, ("eyelashes_left", "eyelashes_right")),
     "PhysFace Teeth": ((0.92, 0.89, 0.80, 1), 0.3, 0.0, ("teeth",)),
     "PhysFace Eye": ((0.80, 0.77, 0.73, 1), 0.4, 0.0, ("eyeball_left", "eyeball_right")),
 }
+# Skin scatters red light a few millimetres and blue well under one (Jensen et al. 2001):
+# per-channel mean free path (relative) and its scale in world metres (Blender's default
+# scale, 0.05 m, lets red light wander 5 cm: a waxy, washed-out head).
+SUBSURFACE_RADIUS = (1.0, 0.35, 0.2)
+SUBSURFACE_SCALE = 0.004
+# ICT's eyelashes are poly strips for an alpha-masked lash texture, three stacked strips
+# per lid. Their UVs share one tile (u 6..7): the left eye's lashes take u fraction
+# 0.5..1 from the inner to the outer corner, the right eye's 0..0.5 from the outer to the
+# inner corner; in v six bands of 1/6, the lower lid's three strips then the upper's, each
+# running from the lash tips (fract(6 v) ≈ 0.09) to the roots on the lid margin (≈ 0.93).
+LASH_MATERIAL = "PhysFace Lashes"
+LASH_ROOT, LASH_TIP = 0.93, 0.09
+# Per lid (upper, lower): strands per strip, share of them drawn, longest strand as a share
+# of the strip, root half-width as a share of the strand spacing, and root opacity.
+LASH_STRANDS = ((50, 1.0, 1.0, 0.18, 1.0), (24, 0.55, 0.6, 0.10, 0.75))
 # Each ICT eyeball is an outer shell (the README's "sclera" rows: sclera with the corneal
 # bulge) enclosing an inner iris-and-eyeball surface (its "iris" rows) that lies wholly
 # inside it, so with an opaque shell only the outer one is ever seen. The outer shell's UVs
@@ -64,8 +81,14 @@ def _material(name: str):
     bsdf.inputs["Roughness"].default_value = roughness
     if "Subsurface Weight" in bsdf.inputs:
         bsdf.inputs["Subsurface Weight"].default_value = subsurface
+        bsdf.inputs["Subsurface Radius"].default_value = SUBSURFACE_RADIUS
+        bsdf.inputs["Subsurface Scale"].default_value = SUBSURFACE_SCALE
     if name == EYE_MATERIAL:
         _eye_nodes(material.node_tree, bsdf)
+    if name == LASH_MATERIAL:
+        _lash_nodes(material.node_tree, bsdf)
+        material.surface_render_method = "DITHERED"  # EEVEE: alpha-tested transparency
+        material.use_transparent_shadow = True
     material.diffuse_color = colour
     return material
 
@@ -102,6 +125,73 @@ def _eye_nodes(tree, bsdf) -> None:
     for column, node in enumerate((uv, offset, length, iris_radii, ramp)):
         node.location = (bsdf.location.x - 1000 + 180 * column, bsdf.location.y)
     ramp.location.x -= 100
+
+
+def _lash_nodes(tree, bsdf) -> None:
+    """Alpha of thin lash strands along the lash strips' UVs, tapering towards the tips."""
+    nodes, links = tree.nodes, tree.links
+    column = [bsdf.location.x - 300, bsdf.location.y]
+
+    def place(node):
+        node.location = tuple(column)
+        column[1] -= 160
+        if column[1] < bsdf.location.y - 1600:
+            column[:] = [column[0] - 200, bsdf.location.y]
+        return node
+
+    def op(operation, *inputs, clamp=False):
+        node = place(nodes.new("ShaderNodeMath"))
+        node.operation, node.use_clamp = operation, clamp
+        for socket, value in zip(node.inputs, inputs, strict=False):
+            if isinstance(value, (int, float)):
+                socket.default_value = value
+            else:
+                links.new(value, socket)
+        return node.outputs[0]
+
+    def random(seed, salt: float):
+        node = place(nodes.new("ShaderNodeTexWhiteNoise"))
+        node.noise_dimensions = "1D"
+        links.new(op("ADD", seed, salt), node.inputs["W"])
+        return node.outputs["Value"]
+
+    uv = place(nodes.new("ShaderNodeUVMap"))
+    uv.uv_map = "UVMap"
+    split = place(nodes.new("ShaderNodeSeparateXYZ"))
+    links.new(uv.outputs["UV"], split.inputs[0])
+    u, v = split.outputs["X"], split.outputs["Y"]
+    half = op("FRACT", op("MULTIPLY", u, 2.0))
+    right = op("LESS_THAN", op("FRACT", u), 0.5)
+    corner = op("MULTIPLY_ADD", right, op("MULTIPLY_ADD", half, -2.0, 1.0), half)  # 0 in, 1 out
+    bands = op("MULTIPLY", v, 6.0)
+    band = op("FLOOR", bands)
+    tip = op("DIVIDE", op("SUBTRACT", LASH_ROOT, op("FRACT", bands)), LASH_ROOT - LASH_TIP)
+    tip = op("MAXIMUM", tip, 0.0)  # 0 at the root, 1 at the strip's far edge
+    lower = op("LESS_THAN", band, 2.5)
+
+    def per_lid(index: int):
+        upper_value, lower_value = LASH_STRANDS[0][index], LASH_STRANDS[1][index]
+        return op("MULTIPLY_ADD", lower, lower_value - upper_value, upper_value)
+
+    # Strand coordinate: one unit per strand, a phase per strip, sweeping outwards at the tips.
+    sweep = op("MULTIPLY", tip, op("MULTIPLY", op("SUBTRACT", corner, 0.25), 2.5))
+    x = op("ADD", op("MULTIPLY_ADD", corner, per_lid(0), op("MULTIPLY", band, 0.37)), sweep)
+    strand = op("ADD", op("FLOOR", x), op("MULTIPLY", band, 97.0))
+    centre = op("MULTIPLY_ADD", random(strand, 0.0), 0.4, 0.3)
+    distance = op("ABSOLUTE", op("SUBTRACT", op("FRACT", x), centre))
+    drawn = op("LESS_THAN", random(strand, 1000.0), per_lid(1))
+    # Full length over most of the lid, dying away over the strips' last ~20 % (the upper
+    # strips bend down past the eye corners there); each strand 55-100 % of that.
+    length = op("MULTIPLY", per_lid(2), op("MULTIPLY_ADD", random(strand, 2000.0), 0.45, 0.55))
+    profile = op("SINE", op("MULTIPLY", corner, math.pi))
+    profile = op("MULTIPLY_ADD", profile, 3.0, -0.6, clamp=True)
+    reach = op("MAXIMUM", op("MULTIPLY", length, profile), 1e-3)
+    along = op("DIVIDE", tip, reach)  # 0 at the root, 1 at this strand's tip
+    remaining = op("SUBTRACT", 1.0, along, clamp=True)
+    inside = op("LESS_THAN", distance, op("MULTIPLY", per_lid(3), remaining))
+    fade = op("MULTIPLY", per_lid(4), op("MULTIPLY_ADD", remaining, 0.6, 0.4))
+    alpha = op("MULTIPLY", op("MULTIPLY", inside, drawn), fade)
+    links.new(alpha, bsdf.inputs["Alpha"])
 
 
 def _polygon_material_index(model, polygon_first_vertex: np.ndarray, names: list[str]):
