@@ -24,6 +24,7 @@ import shutil
 import time
 import traceback
 import zipfile
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -193,6 +194,10 @@ class Interrupted(Exception):
     """Raised by the test hook ``interrupt_after``: a run killed between two commits."""
 
 
+class Orphaned(Exception):
+    """A worker whose run has ended (its parent process died): it must not commit."""
+
+
 @dataclass(frozen=True)
 class Task:
     out_dir: str
@@ -210,7 +215,45 @@ class Task:
     data_folder: str | None = None
 
 
-_PROCESS: dict = {"rigs": {}, "simulators": {}, "queue": None}
+_PROCESS: dict = {"rigs": {}, "simulators": {}, "queue": None, "parent": None}
+
+
+def check_parent() -> None:
+    """In a worker: raise Orphaned once the run that started it has died (a killed parent
+    leaves its pool running; an orphan committing into a folder that a new run resumes
+    would delete that run's chunks)."""
+    parent = _PROCESS["parent"]
+    if parent is not None and os.getppid() != parent:
+        raise Orphaned(f"the dataset run (pid {parent}) that started this worker has ended")
+
+
+@contextmanager
+def exclusive_folder(out_dir: Path):
+    """Hold ``out_dir/.lock`` for one run; a second run on the folder is refused."""
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks (Windows): one run per folder is on the user
+        yield
+        return
+    path = Path(out_dir) / ".lock"
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            raise DataError(
+                f"Another dataset run (pid {owner}) is writing {out_dir}; let it finish or "
+                "stop it first."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _rig_for(task: Task):
@@ -407,6 +450,7 @@ def run_task(
         stop = min(frame + chunk, task.frames)
         records = []
         for f in range(frame, stop):
+            check_parent()
             clock = time.perf_counter()
             result = simulator.step(performance.controls(f))
             records.append(_frame_record(simulator, result, task.resolution))
@@ -420,6 +464,7 @@ def run_task(
                 progress(1)
             if interrupt_after is not None and summary["computed"] >= interrupt_after:
                 raise Interrupted(f"{task.sequence} {task.resolution} after frame {f}")
+        check_parent()
         name = f"{task.resolution}.parts/chunk_{frame:05d}.npz"
         digest = write_npz(folder / name, _stack(records))
         checkpoint = f"{task.resolution}.parts/checkpoint_{stop:05d}.npz"
@@ -459,11 +504,12 @@ def _run_task_reporting(task: Task, deadline):
         }
 
 
-def _worker_init(queue) -> None:
+def _worker_init(queue, parent: int) -> None:
     import warp as wp
 
     wp.config.quiet = True
     _PROCESS["queue"] = queue
+    _PROCESS["parent"] = parent
 
 
 # --- the whole dataset -------------------------------------------------------------------------
@@ -604,80 +650,81 @@ def generate_dataset(
     code_key = simulation_code_key()
     meta = _dataset_meta(settings, rig, model, performances, code_key)
     out_dir.mkdir(parents=True, exist_ok=True)
-    old = _read_json(out_dir / "dataset.json")
-    if old is not None:
-        changed = []
-        for key, value in meta.items():
-            if isinstance(value, dict) and isinstance(old.get(key), dict):
-                changed += [f"{key}.{k}" for k in value if old[key].get(k) != value[k]]
-            elif old.get(key) != value:
-                changed.append(key)
-        if changed:
-            raise DataError(
-                f"{out_dir} holds a dataset made with other {', '.join(changed)}; generate into "
-                "a new folder, or delete the old one to start over."
-            )
-    _check_or_write(out_dir / "rest.npz", _rest_arrays(rig, model))
-    tasks = []
-    for performance in performances:
-        if performance.name not in chosen:
-            continue
-        controls_digest = _check_or_write(
-            out_dir / performance.name / "controls.npz", performance.to_arrays()
-        )
-        for resolution in resolutions:
-            tasks.append(
-                Task(
-                    str(out_dir),
-                    performance.name,
-                    resolution,
-                    performance.frames,
-                    settings.preset,
-                    with_hr,
-                    rig.key,
-                    code_key,
-                    controls_digest,
-                    settings.tolerance,
-                    settings.max_iterations,
-                    settings.chunk_frames,
-                    data_folder,
+    with exclusive_folder(out_dir):
+        old = _read_json(out_dir / "dataset.json")
+        if old is not None:
+            changed = []
+            for key, value in meta.items():
+                if isinstance(value, dict) and isinstance(old.get(key), dict):
+                    changed += [f"{key}.{k}" for k in value if old[key].get(k) != value[k]]
+                elif old.get(key) != value:
+                    changed.append(key)
+            if changed:
+                raise DataError(
+                    f"{out_dir} holds a dataset made with other {', '.join(changed)}; generate "
+                    "into a new folder, or delete the old one to start over."
                 )
+        _check_or_write(out_dir / "rest.npz", _rest_arrays(rig, model))
+        tasks = []
+        for performance in performances:
+            if performance.name not in chosen:
+                continue
+            controls_digest = _check_or_write(
+                out_dir / performance.name / "controls.npz", performance.to_arrays()
             )
-    if old is None:
-        write_json(out_dir / "dataset.json", meta)
-    # LR first (minutes for all of it, so a run cut short has every LR sequence), then HR
-    # longest first so that the last tasks to finish are short.
-    tasks.sort(key=lambda t: (t.resolution == "hr", -t.frames))
-    todo = []
-    for task in tasks:
-        manifest = _read_json(out_dir / task.sequence / f"{task.resolution}.json")
-        done = 0
-        if manifest and manifest.get("complete"):
-            done = task.frames
-        elif manifest:
-            done = manifest["chunks"][-1]["stop"] if manifest.get("chunks") else 0
-        todo.append((task, task.frames - done))
-    total = sum(left for _, left in todo)
-    workers = (os.cpu_count() or 1) if workers is None else workers
-    workers = max(0, min(workers, sum(1 for _, left in todo if left)))
-    from tqdm import tqdm
+            for resolution in resolutions:
+                tasks.append(
+                    Task(
+                        str(out_dir),
+                        performance.name,
+                        resolution,
+                        performance.frames,
+                        settings.preset,
+                        with_hr,
+                        rig.key,
+                        code_key,
+                        controls_digest,
+                        settings.tolerance,
+                        settings.max_iterations,
+                        settings.chunk_frames,
+                        data_folder,
+                    )
+                )
+        if old is None:
+            write_json(out_dir / "dataset.json", meta)
+        # LR first (minutes for all of it, so a run cut short has every LR sequence), then HR
+        # longest first so that the last tasks to finish are short.
+        tasks.sort(key=lambda t: (t.resolution == "hr", -t.frames))
+        todo = []
+        for task in tasks:
+            manifest = _read_json(out_dir / task.sequence / f"{task.resolution}.json")
+            done = 0
+            if manifest and manifest.get("complete"):
+                done = task.frames
+            elif manifest:
+                done = manifest["chunks"][-1]["stop"] if manifest.get("chunks") else 0
+            todo.append((task, task.frames - done))
+        total = sum(left for _, left in todo)
+        workers = (os.cpu_count() or 1) if workers is None else workers
+        workers = max(0, min(workers, sum(1 for _, left in todo if left)))
+        from tqdm import tqdm
 
-    bar = tqdm(total=total, unit="frame", desc="dataset", disable=not progress, smoothing=0.05)
-    try:
-        if workers <= 1:
-            summaries = []
-            for task, _ in todo:
-                bar.set_postfix_str(f"{task.sequence} {task.resolution}")
-                summaries.append(run_task(task, bar.update, deadline, interrupt_after))
-        else:
-            summaries = _run_pool([task for task, _ in todo], workers, bar, deadline)
-    finally:
-        bar.close()
-    failed = [s for s in summaries if "error" in s]
-    if failed:
-        details = "\n".join(f"{s['sequence']} {s['resolution']}: {s['error']}" for s in failed)
-        raise DataError(f"{len(failed)} task(s) failed; the others are kept.\n{details}")
-    return DatasetRun(out_dir, meta, summaries, time.perf_counter() - clock)
+        bar = tqdm(total=total, unit="frame", desc="dataset", disable=not progress, smoothing=0.05)
+        try:
+            if workers <= 1:
+                summaries = []
+                for task, _ in todo:
+                    bar.set_postfix_str(f"{task.sequence} {task.resolution}")
+                    summaries.append(run_task(task, bar.update, deadline, interrupt_after))
+            else:
+                summaries = _run_pool([task for task, _ in todo], workers, bar, deadline)
+        finally:
+            bar.close()
+        failed = [s for s in summaries if "error" in s]
+        if failed:
+            details = "\n".join(f"{s['sequence']} {s['resolution']}: {s['error']}" for s in failed)
+            raise DataError(f"{len(failed)} task(s) failed; the others are kept.\n{details}")
+        return DatasetRun(out_dir, meta, summaries, time.perf_counter() - clock)
 
 
 def _run_pool(tasks: list[Task], workers: int, bar, deadline) -> list[dict]:
@@ -691,7 +738,7 @@ def _run_pool(tasks: list[Task], workers: int, bar, deadline) -> list[dict]:
     saved = {k: os.environ.get(k) for k in one_thread}
     os.environ.update(one_thread)  # inherited by the spawned workers
     try:
-        pool = context.Pool(workers, initializer=_worker_init, initargs=(ticks,))
+        pool = context.Pool(workers, initializer=_worker_init, initargs=(ticks, os.getpid()))
     finally:
         for key, value in saved.items():
             if value is None:

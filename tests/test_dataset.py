@@ -279,6 +279,40 @@ def test_other_settings_are_refused(tmp_path, straight, settings):
         )
 
 
+def test_a_second_run_on_the_same_folder_is_refused(tmp_path, straight, settings):
+    from physface.sim.dataset import exclusive_folder, generate_dataset
+    from physface.sim.errors import DataError
+
+    out = tmp_path / "busy"
+    out.mkdir()
+    with exclusive_folder(out):
+        with pytest.raises(DataError, match="Another dataset run"):
+            generate_dataset(out, settings, ("lr",), ("pain",), workers=0, progress=False)
+    assert not (out / "pain").exists()
+    generate_dataset(out, settings, ("lr",), ("pain",), workers=0, progress=False)
+    assert (out / "pain" / "lr.npz").is_file()
+
+
+def test_an_orphaned_worker_stops_without_committing(tmp_path, straight, settings, monkeypatch):
+    import os
+
+    from physface.sim import dataset
+
+    out = tmp_path / "orphan"
+    with pytest.raises(dataset.Interrupted):
+        dataset.generate_dataset(
+            out, settings, ("lr",), ("fear",), workers=0, progress=False, interrupt_after=3
+        )
+    manifest = (out / "fear" / "lr.json").read_bytes()
+    parts = sorted(p.name for p in (out / "fear" / "lr.parts").iterdir())
+    # As a pool worker whose parent has died: the process's parent is no longer the run.
+    monkeypatch.setitem(dataset._PROCESS, "parent", os.getppid() + 1)
+    with pytest.raises(dataset.Orphaned, match="has ended"):
+        dataset.generate_dataset(out, settings, ("lr",), ("fear",), workers=0, progress=False)
+    assert (out / "fear" / "lr.json").read_bytes() == manifest
+    assert sorted(p.name for p in (out / "fear" / "lr.parts").iterdir()) == parts
+
+
 def test_deadline_stops_cleanly(tmp_path, straight, settings):
     import time
 
