@@ -21,7 +21,6 @@ Speed ratios between devices are printed only for devices measured in the same r
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -31,9 +30,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_simulator import HR_START, play, theme_sequence  # noqa: E402
+from bench_simulator import HR_START, play, theme_sequence, write_results  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 AGREE_TOLERANCE = 1e-5
 AGREE_LENGTH = 72  # the compared frames come from the theme at this length on every machine
 
@@ -217,12 +215,9 @@ def main(argv=None) -> None:
             rows += bench(label, rig, model, device, args, reference)
     print_table(rows, info)
     if args.record:
-        np.savez(args.record, **{k: v for k, v in reference.items()})
+        np.savez(args.record, **reference)
         print(f"wrote {args.record}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "bench_cuda.json"
-    path.write_text(json.dumps({"machine": info, "rows": rows}, indent=2))
-    print(f"wrote {path}")
+    write_results("bench_cuda", {"machine": info, "rows": rows})
 
 
 if __name__ == "__main__":

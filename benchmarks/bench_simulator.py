@@ -180,6 +180,15 @@ def bench_preset(
     return report
 
 
+def write_results(name: str, payload: dict) -> Path:
+    """Write a benchmark's JSON to ``results/<name>.json`` and say where."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2))
+    print(f"wrote {path}")
+    return path
+
+
 def machine() -> dict:
     return {
         "platform": platform.platform(),
@@ -267,10 +276,7 @@ def main(argv=None) -> None:
     ]
     info["load_average_after"] = os.getloadavg()
     print_table(reports, info)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "bench_simulator.json"
-    path.write_text(json.dumps({"machine": info, "presets": reports}, indent=2))
-    print(f"wrote {path}")
+    write_results("bench_simulator", {"machine": info, "presets": reports})
 
 
 if __name__ == "__main__":
