@@ -221,6 +221,21 @@ def surface_lr_neighbours(
     return best_i.astype(np.int32), best_d.astype(np.float32)
 
 
+def _largest_component(triangles: np.ndarray) -> np.ndarray:
+    """The triangles (T', 3) of the largest edge-connected part of a triangle soup: the
+    tissue's outer surface, without the closed shells of small voids the mesher can leave
+    inside a fine mesh (seen at ``paper``), which no LR vertex could be reached from."""
+    from scipy.sparse.csgraph import connected_components
+
+    edges = triangle_edges(triangles)
+    n = int(triangles.max()) + 1
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    _, part = connected_components(graph, directed=False)
+    used = np.unique(triangles)
+    largest = np.bincount(part[used]).argmax()
+    return triangles[part[triangles[:, 0]] == largest]
+
+
 def hr_skin_lr_neighbours(
     hr_positions: np.ndarray,
     hr_tets: np.ndarray,
@@ -233,12 +248,13 @@ def hr_skin_lr_neighbours(
 
     hr_positions (H, 3) cm and hr_tets (E, 4): the HR mesh, whose boundary is the surface;
     skin_positions (P, 3) cm and skin_elements (P,) the skin's HR embedding elements;
-    lr_positions (N, 3) cm. A skin vertex takes the row of the nearest boundary node of
-    its own element (so a lip vertex never takes the other lip's row), or of the nearest
-    boundary node when its element has none; its distances add the offset to that node.
+    lr_positions (N, 3) cm. The surface is the boundary's largest connected part. A skin
+    vertex takes the row of the nearest surface node of its own element (so a lip vertex
+    never takes the other lip's row), or of the nearest surface node when its element has
+    none; its distances add the offset to that node.
     Returns (indices (P, k) int32 into the LR vertices, distances (P, k) float32 cm).
     """
-    faces = boundary_faces(hr_tets)
+    faces = _largest_component(boundary_faces(hr_tets))
     surface_nodes, triangles = np.unique(faces, return_inverse=True)
     triangles = triangles.reshape(-1, 3)
     surface = hr_positions[surface_nodes]
