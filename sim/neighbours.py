@@ -5,7 +5,11 @@
 - ``surface_lr_neighbours``: every LR vertex is mapped to a distinct vertex of a surface by
   linear assignment (minimum total Euclidean distance, Crouse 2016), then every surface
   vertex gets its k nearest mapped LR vertices by Dijkstra distance along the surface's
-  edges.
+  edges, plus each LR vertex's depth below the vertex it is mapped to. The paper uses the
+  surface distance alone; without the depth, an LR vertex deep in the tissue that the
+  one-to-one assignment pushed several cm from its place (around the eye sockets on a
+  coarse lattice) ranked as a surface vertex's nearest neighbour. With it, a row's
+  distance bounds the straight distance to that LR vertex.
 - ``hr_skin_lr_neighbours``: the upsampler's neighbourhoods, as the paper builds them: the
   surface is the HR mesh's boundary (many more vertices than the LR lattice at every
   preset), and each embedded skin vertex takes the row of its nearest HR surface vertex.
@@ -171,9 +175,9 @@ def surface_lr_neighbours(
     lr_positions: np.ndarray,
     k: int = 20,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """For every surface vertex its k nearest LR vertices, by Dijkstra distance along the
-    surface's edges to the vertices the LR vertices are assigned to
-    (``assign_lr_to_surface``).
+    """For every surface vertex its k nearest LR vertices: Dijkstra distance along the
+    surface's edges to the vertex each LR vertex is assigned to (``assign_lr_to_surface``)
+    plus the LR vertex's straight distance to it (its depth).
 
     surface_positions (M, 3), surface_triangles (F, 3), lr_positions (N, 3) cm, N ≤ M.
     Returns (indices (M, k) int32 into the LR vertices, distances (M, k) float32 cm),
@@ -183,6 +187,9 @@ def surface_lr_neighbours(
     if n < k:
         raise ValueError(f"{k} neighbours need at least {k} LR vertices, got {n}.")
     mapping = assign_lr_to_surface(surface_positions, lr_positions)
+    depth = np.linalg.norm(
+        surface_positions[mapping].astype(np.float64) - lr_positions.astype(np.float64), axis=1
+    )
     graph = edge_graph(surface_positions, triangle_edges(surface_triangles))
 
     # A first radius that holds k sources where the LR vertices reach the surface.
@@ -192,32 +199,37 @@ def surface_lr_neighbours(
     best_d = np.full((m, k), np.inf)
     best_i = np.full((m, k), -1, dtype=np.int64)
 
-    # Pass 1: grow discs from the sources, merge each chunk into the running top k.
+    # Pass 1: grow discs of the radius from the sources, merge each chunk into the running
+    # top k. A source beyond the radius along the surface is farther than the radius in
+    # total, so a row whose k-th distance is within the radius is exact.
     chunk = max(1, _CHUNK_ENTRIES // m)
     for start in range(0, n, chunk):
         sources = mapping[start : start + chunk]
-        d = dijkstra(graph, indices=sources, limit=radius).T  # (M, chunk)
+        d = dijkstra(graph, indices=sources, limit=radius).T + depth[start : start + chunk]
         ids = np.broadcast_to(np.arange(start, start + len(sources)), d.shape)
         best_d, best_i = _smallest_k(
             np.concatenate([best_d, d], axis=1), np.concatenate([best_i, ids], axis=1), k
         )
-    # Pass 2: vertices still short of k (far from the simulated region) search from
-    # their own side with a growing radius (the graph is undirected).
-    todo = np.flatnonzero(~np.isfinite(best_d[:, -1]))
+    # Pass 2: the other rows (far from the simulated region, or near deep LR vertices)
+    # search from their own side with a growing radius (the graph is undirected).
+    todo = np.flatnonzero(~(best_d[:, -1] <= radius))
     while len(todo):
         radius *= 2.0
         limit = radius if radius < 1e3 else np.inf
         for start in range(0, len(todo), chunk):
             rows = todo[start : start + chunk]
-            d = dijkstra(graph, indices=rows, limit=limit)[:, mapping]  # (R, N)
+            d = dijkstra(graph, indices=rows, limit=limit)[:, mapping] + depth  # (R, N)
             best_d[rows], best_i[rows] = _smallest_k(d, np.arange(n), k)
+        if np.isfinite(limit):
+            todo = todo[~(best_d[todo, -1] <= limit)]
+            continue
         short = ~np.isfinite(best_d[todo, -1])
-        if short.any() and not np.isfinite(limit):
+        if short.any():
             raise ValueError(
                 f"{int(short.sum())} surface vertices reach fewer than {k} LR vertices along "
                 "the surface; is it connected?"
             )
-        todo = todo[short]
+        break
     return best_i.astype(np.int32), best_d.astype(np.float32)
 
 

@@ -126,15 +126,18 @@ def test_neighbour_tables(rig, model):
     assert rig.hr_skin_lr_neighbours.shape == rig.hr_skin_lr_distances.shape == (p, 20)
     assert (rig.hr_skin_lr_neighbours >= 0).all() and (rig.hr_skin_lr_neighbours < n).all()
     assert (np.diff(rig.hr_skin_lr_distances, axis=1) >= 0).all()
-    # The first LR neighbour of a skin vertex (by distance along the HR surface) lies within
-    # about one lattice cell (deep LR vertices map to the surface from up to a cell away).
+    # A row's distance (along the HR surface plus the LR vertex's depth) bounds the straight
+    # distance, and the first LR neighbour lies within about a lattice cell; fTetWild's
+    # output varies from run to run, so the bounds hold for any of its meshes (measured on
+    # three: first distance p99 2.6 cm, max 3.3; first straight distance max 2.5).
     skin = model.neutral[rig.hr_skin.vertices]
     lr = rig.lr.rest_positions
     euclid = np.linalg.norm(lr[rig.hr_skin_lr_neighbours] - skin[:, None], axis=2)
+    assert (rig.hr_skin_lr_distances >= euclid - 1e-4).all()
     cell = 2.4
-    assert np.percentile(rig.hr_skin_lr_distances[:, 0], 99) < cell
-    assert np.percentile(euclid[:, 0], 99) < 1.5 * cell
-    assert euclid[:, 0].max() < 2.5 * cell
+    assert np.percentile(rig.hr_skin_lr_distances[:, 0], 99) < 1.5 * cell
+    assert rig.hr_skin_lr_distances[:, 0].max() < 2 * cell
+    assert euclid[:, 0].max() < 1.5 * cell
     # The geodesically nearest LR neighbour is geometrically close.
     first = rig.lr.rest_positions[rig.lr_knn[:, 0]] - rig.lr.rest_positions
     assert np.linalg.norm(first, axis=1).max() < 2.4 * 1.01
