@@ -20,7 +20,7 @@ from .face_model import FaceModel
 from .inside import inside_regular_grid
 from .simmesh import FREE, LIP_LOWER, LIP_NONE, LIP_UPPER, SKULL, SimMesh
 from .tetmesh import embed_points, orient_positive
-from .tissue import TissueSurface
+from .tissue import TissueSurface, boundary_loop
 
 _FACE_CORNERS = ((0, 0), (1, 0), (1, 1), (0, 1))
 
@@ -188,3 +188,79 @@ def separate_lips(nodes, tets, labels, lip_side):
         tets.astype(np.int32),
         np.concatenate([labels, labels[shared]]),
     )
+
+
+def skin_lip_sides(model: FaceModel, vertices: np.ndarray) -> np.ndarray:
+    """LIP_UPPER/LIP_LOWER/LIP_NONE (P,) int8 of ICT skin vertices (P,), by the skin's
+    topology rather than by the lip line.
+
+    The neutral lips are closed and overlap: near the corners the upper lip's red hangs
+    below the landmark line and the lower lip's rises above it, so a geometric side splits
+    mesh edges and the embedded skin tears there when the jaw opens. The face's mouth
+    opening (the face region's boundary loop that the mouth socket closes) reaches past the
+    zone's corners, so inside the ``LipZone`` the face falls apart into pieces that each
+    touch one half of that loop (split at its outermost vertices): a vertex takes the side
+    of its piece. Where a piece touches both halves (the socket's lining, joined along the
+    lips' contact seam) it takes the half nearer along the piece's edges; a piece touching
+    neither keeps the lip line's side. Vertices outside the zone are LIP_NONE.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components, dijkstra
+
+    n = model.vertex_count
+    geometric = LipZone.from_model(model).side(model.neutral)
+    upper_half, lower_half = _mouth_loop_halves(model)
+    half = np.zeros(n, dtype=np.int8)
+    half[upper_half], half[lower_half] = LIP_UPPER, LIP_LOWER
+
+    sides = np.full(n, LIP_NONE, dtype=np.int8)
+    for region in ("face", "mouth_socket"):
+        members = model.region(region)
+        members = members[geometric[members] != LIP_NONE]
+        triangles = model.triangles(members)
+        pairs = np.unique(np.sort(triangles[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1), axis=0)
+        lengths = np.linalg.norm(model.neutral[pairs[:, 0]] - model.neutral[pairs[:, 1]], axis=1)
+        graph = coo_matrix((lengths, tuple(pairs.T)), shape=(n, n)).tocsr()
+        _, piece = connected_components(graph, directed=False)
+        sides[members] = geometric[members]
+        for label in np.unique(piece[members]):
+            in_piece = members[piece[members] == label]
+            touched = set(half[in_piece].tolist()) - {LIP_NONE}
+            if len(touched) == 1:
+                sides[in_piece] = touched.pop()
+            elif len(touched) == 2:
+                to_upper = dijkstra(graph, indices=np.intersect1d(in_piece, upper_half),
+                                    directed=False, min_only=True)  # fmt: skip
+                to_lower = dijkstra(graph, indices=np.intersect1d(in_piece, lower_half),
+                                    directed=False, min_only=True)  # fmt: skip
+                nearer = to_upper[in_piece] <= to_lower[in_piece]
+                sides[in_piece] = np.where(nearer, LIP_UPPER, LIP_LOWER)
+    return sides[vertices]
+
+
+def _mouth_loop_halves(model: FaceModel) -> tuple[np.ndarray, np.ndarray]:
+    """The face region's mouth opening split at its leftmost and rightmost vertices:
+    (upper half, lower half) ICT vertex indices, the corners in neither."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    face = model.triangles(model.region("face"))
+    edges = np.sort(face[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    unique, counts = np.unique(edges, axis=0, return_counts=True)
+    open_edges = unique[counts == 1]
+    n = model.vertex_count
+    graph = coo_matrix((np.ones(len(open_edges)), tuple(open_edges.T)), shape=(n, n))
+    _, part = connected_components(graph, directed=False)
+    lip_centre = 0.5 * (model.neutral[model.landmarks[62]] + model.neutral[model.landmarks[66]])
+    on_boundary = np.unique(open_edges)
+    nearest = on_boundary[
+        np.argmin(np.linalg.norm(model.neutral[on_boundary] - lip_centre, axis=1))
+    ]
+    mouth = boundary_loop(open_edges[part[open_edges[:, 0]] == part[nearest]])
+    x = model.neutral[mouth, 0]
+    loop = np.roll(mouth, -int(np.argmin(x)))  # from the left corner
+    right = int(np.flatnonzero(loop == mouth[np.argmax(x)])[0])
+    one, other = loop[1:right], loop[right + 1 :]
+    if model.neutral[one, 1].mean() < model.neutral[other, 1].mean():
+        one, other = other, one
+    return one, other

@@ -20,7 +20,7 @@ from .anatomy import Anatomy, build_anatomy
 from .cache import atomic_path, cache_root, content_key
 from .errors import DataError
 from .face_model import REGIONS, FaceModel, load_face_model
-from .lattice import ClipRegion, LipZone, build_lattice
+from .lattice import ClipRegion, build_lattice, skin_lip_sides
 from .simmesh import JAW, LIP_LOWER, LIP_NONE, LIP_UPPER, SKULL, SimMesh
 from .tetmesh import embed_points
 from .tissue import TISSUE_REGIONS, build_tissue_surface
@@ -159,18 +159,18 @@ def _mesh_muscles(definitions, model: FaceModel, mesh: SimMesh, samples: int = 1
 
 
 def embed_skin(mesh: SimMesh, model: FaceModel, vertices: np.ndarray) -> Embedding:
-    """Embed ICT vertices in a mesh; lip vertices only in elements of their own lip."""
+    """Embed ICT vertices in a mesh, each only in elements of its own lip side
+    (``skin_lip_sides``): lip skin in its lip's elements, the rest in unlabelled ones, so
+    that skin just past a mouth corner follows the uncut tissue there and not one lip."""
     points = model.neutral[vertices]
-    side = LipZone.from_model(model).side(points)
+    side = skin_lip_sides(model, vertices)
     elements = np.empty(len(points), dtype=np.int32)
     weights = np.empty((len(points), 4), dtype=np.float32)
-    for point_side, excluded in ((LIP_NONE, None), (LIP_UPPER, LIP_LOWER), (LIP_LOWER, LIP_UPPER)):
+    for point_side in (LIP_NONE, LIP_UPPER, LIP_LOWER):
         chosen = side == point_side
         if not chosen.any():
             continue
-        allowed = (
-            np.flatnonzero(mesh.lip_side != excluded) if excluded else np.arange(len(mesh.tets))
-        )
+        allowed = np.flatnonzero(mesh.lip_side == point_side)
         e, w = embed_points(points[chosen], mesh.rest_positions, mesh.tets[allowed])
         elements[chosen], weights[chosen] = allowed[e], w
     return Embedding(vertices.astype(np.int32), elements, weights)

@@ -57,7 +57,7 @@ class TissueSurface:
         return normals.astype(np.float32)
 
 
-def _boundary_loop(edges: np.ndarray) -> np.ndarray:
+def boundary_loop(edges: np.ndarray) -> np.ndarray:
     """Order a single closed loop of undirected edges into a vertex cycle."""
     neighbours: dict[int, list[int]] = {}
     for a, b in edges:
@@ -87,7 +87,7 @@ def build_tissue_surface(model: FaceModel, positions: np.ndarray | None = None) 
     local[ict] = np.arange(len(ict), dtype=np.int32)
     triangles = local[model.triangles(ict)]
     open_edges = TissueSurface(positions[ict], triangles, ict).boundary_edges()
-    loop = _boundary_loop(open_edges)
+    loop = boundary_loop(open_edges)
     centre_index = len(ict)
     cap_centre = positions[ict[loop]].mean(axis=0)
     cap = np.stack([loop, np.roll(loop, -1), np.full_like(loop, centre_index)], axis=1)

@@ -5,9 +5,10 @@ import pytest
 
 from physface.sim.anatomy import JawPose, apply_transform, build_anatomy
 from physface.sim.face_model import load_face_model
-from physface.sim.lattice import LipZone
+from physface.sim.lattice import skin_lip_sides
+from physface.sim.neighbours import triangle_edges
 from physface.sim.rig import load_rig
-from physface.sim.simmesh import JAW, LIP_LOWER, LIP_UPPER, SKULL
+from physface.sim.simmesh import JAW, LIP_LOWER, LIP_NONE, LIP_UPPER, SKULL
 from physface.sim.tetmesh import interpolate
 from physface.sim.tissue import build_tissue_surface
 
@@ -83,10 +84,41 @@ def test_lips_do_not_share_elements_or_nodes(rig, model):
     lower = np.unique(lr.tets[lr.lip_side == LIP_LOWER])
     assert len(upper) and len(lower)
     assert not len(np.intersect1d(upper, lower))
-    # Upper-lip skin embeds in upper-lip or unlabelled elements only, and vice versa.
-    side = LipZone.from_model(model).side(model.neutral[rig.lr_skin.vertices])
-    assert not (lr.lip_side[rig.lr_skin.elements[side == LIP_UPPER]] == LIP_LOWER).any()
-    assert not (lr.lip_side[rig.lr_skin.elements[side == LIP_LOWER]] == LIP_UPPER).any()
+    # Every skin vertex embeds in an element of its own side (upper lip, lower lip, neither).
+    for mesh_name in ("lr", "hr"):
+        mesh, skin = getattr(rig, mesh_name), getattr(rig, f"{mesh_name}_skin")
+        side = skin_lip_sides(model, skin.vertices)
+        np.testing.assert_array_equal(mesh.lip_side[skin.elements], side)
+
+
+def test_skin_lip_sides_follow_the_mouth_opening(model):
+    """The lips are cut where the skin is open: no face or mouth-socket edge joins an
+    upper-lip to a lower-lip vertex except in the last few mm before a mouth corner (the
+    lip line alone split 120 edges up to 1 cm in from the corners)."""
+    skin = np.concatenate([model.region("face"), model.region("mouth_socket")])
+    side = skin_lip_sides(model, skin)
+    lookup = np.zeros(model.vertex_count, dtype=np.int8)
+    lookup[skin] = side
+    edges = triangle_edges(model.triangles(skin))
+    pair = np.sort(lookup[edges], axis=1)
+    across = edges[(pair[:, 0] == LIP_UPPER) & (pair[:, 1] == LIP_LOWER)]
+    corner_x = np.abs(model.neutral[model.landmarks[[60, 64]], 0]).max()
+    assert (np.abs(model.neutral[across, 0]) > corner_x - 0.15).all()
+    assert len(across) < 40
+    # Philtrum and upper red lip above, lower red lip and chin fold below, cheek neither.
+    points = {
+        "philtrum": (0, -2.5, 11.8),
+        "lower_red": (0, -4.1, 11.6),
+        "chin_fold": (-1.5, -5.3, 10.6),
+        "cheek": (5, -2, 9),
+    }
+    at = {
+        name: np.argmin(np.linalg.norm(model.neutral[skin] - p, axis=1))
+        for name, p in points.items()
+    }
+    assert side[at["philtrum"]] == LIP_UPPER
+    assert side[at["lower_red"]] == side[at["chin_fold"]] == LIP_LOWER
+    assert side[at["cheek"]] == LIP_NONE
 
 
 def test_bones_are_labelled(rig):
