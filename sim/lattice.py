@@ -20,7 +20,7 @@ from .face_model import FaceModel
 from .inside import inside_regular_grid
 from .simmesh import FREE, LIP_LOWER, LIP_NONE, LIP_UPPER, SKULL, SimMesh
 from .tetmesh import embed_points, orient_positive
-from .tissue import TissueSurface, boundary_loop
+from .tissue import TissueSurface, boundary_loop, open_edges
 
 _FACE_CORNERS = ((0, 0), (1, 0), (1, 1), (0, 1))
 
@@ -204,8 +204,9 @@ def skin_lip_sides(model: FaceModel, vertices: np.ndarray) -> np.ndarray:
     lips' contact seam) it takes the half nearer along the piece's edges; a piece touching
     neither keeps the lip line's side. Vertices outside the zone are LIP_NONE.
     """
-    from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components, dijkstra
+
+    from .neighbours import edge_graph, triangle_edges
 
     n = model.vertex_count
     geometric = LipZone.from_model(model).side(model.neutral)
@@ -217,10 +218,7 @@ def skin_lip_sides(model: FaceModel, vertices: np.ndarray) -> np.ndarray:
     for region in ("face", "mouth_socket"):
         members = model.region(region)
         members = members[geometric[members] != LIP_NONE]
-        triangles = model.triangles(members)
-        pairs = np.unique(np.sort(triangles[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1), axis=0)
-        lengths = np.linalg.norm(model.neutral[pairs[:, 0]] - model.neutral[pairs[:, 1]], axis=1)
-        graph = coo_matrix((lengths, tuple(pairs.T)), shape=(n, n)).tocsr()
+        graph = edge_graph(model.neutral, triangle_edges(model.triangles(members)))
         _, piece = connected_components(graph, directed=False)
         sides[members] = geometric[members]
         for label in np.unique(piece[members]):
@@ -230,9 +228,9 @@ def skin_lip_sides(model: FaceModel, vertices: np.ndarray) -> np.ndarray:
                 sides[in_piece] = touched.pop()
             elif len(touched) == 2:
                 to_upper = dijkstra(graph, indices=np.intersect1d(in_piece, upper_half),
-                                    directed=False, min_only=True)  # fmt: skip
+                                    min_only=True)  # fmt: skip
                 to_lower = dijkstra(graph, indices=np.intersect1d(in_piece, lower_half),
-                                    directed=False, min_only=True)  # fmt: skip
+                                    min_only=True)  # fmt: skip
                 nearer = to_upper[in_piece] <= to_lower[in_piece]
                 sides[in_piece] = np.where(nearer, LIP_UPPER, LIP_LOWER)
     return sides[vertices]
@@ -241,22 +239,18 @@ def skin_lip_sides(model: FaceModel, vertices: np.ndarray) -> np.ndarray:
 def _mouth_loop_halves(model: FaceModel) -> tuple[np.ndarray, np.ndarray]:
     """The face region's mouth opening split at its leftmost and rightmost vertices:
     (upper half, lower half) ICT vertex indices, the corners in neither."""
-    from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    face = model.triangles(model.region("face"))
-    edges = np.sort(face[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
-    unique, counts = np.unique(edges, axis=0, return_counts=True)
-    open_edges = unique[counts == 1]
-    n = model.vertex_count
-    graph = coo_matrix((np.ones(len(open_edges)), tuple(open_edges.T)), shape=(n, n))
-    _, part = connected_components(graph, directed=False)
+    from .neighbours import edge_graph
+
+    edges = open_edges(model.triangles(model.region("face")))
+    _, part = connected_components(edge_graph(model.neutral, edges), directed=False)
     lip_centre = 0.5 * (model.neutral[model.landmarks[62]] + model.neutral[model.landmarks[66]])
-    on_boundary = np.unique(open_edges)
+    on_boundary = np.unique(edges)
     nearest = on_boundary[
         np.argmin(np.linalg.norm(model.neutral[on_boundary] - lip_centre, axis=1))
     ]
-    mouth = boundary_loop(open_edges[part[open_edges[:, 0]] == part[nearest]])
+    mouth = boundary_loop(edges[part[edges[:, 0]] == part[nearest]])
     x = model.neutral[mouth, 0]
     loop = np.roll(mouth, -int(np.argmin(x)))  # from the left corner
     right = int(np.flatnonzero(loop == mouth[np.argmax(x)])[0])

@@ -35,9 +35,7 @@ class TissueSurface:
 
     def boundary_edges(self) -> np.ndarray:
         """Edges used by exactly one triangle (empty for a closed surface) (B, 2)."""
-        edges = np.sort(self.triangles[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
-        unique, counts = np.unique(edges, axis=0, return_counts=True)
-        return unique[counts == 1]
+        return open_edges(self.triangles)
 
     def is_consistently_oriented(self) -> bool:
         """Every edge is traversed once in each direction by its two triangles."""
@@ -55,6 +53,13 @@ class TissueSurface:
             np.add.at(normals, t[:, i], face_normals)
         normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12
         return normals.astype(np.float32)
+
+
+def open_edges(triangles: np.ndarray) -> np.ndarray:
+    """Edges (B, 2) used by exactly one of the triangles (F, 3), smaller index first."""
+    edges = np.sort(triangles[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    unique, counts = np.unique(edges, axis=0, return_counts=True)
+    return unique[counts == 1]
 
 
 def boundary_loop(edges: np.ndarray) -> np.ndarray:
