@@ -2,7 +2,7 @@
 paired dataset — per sequence the distance (mm) between the HR skin and the LR-embedded
 skin, the error the super-resolution network must remove (Park et al. 2024 report 0.80 mm
 mean on a face of 179.8 × 257.3 × 164.5 mm) — as a table, per-frame line plots (PNG,
-drawn with numpy and zlib) and side-by-side renders of LR-embedded and HR skin.
+drawn by ``sim.images``) and side-by-side renders of LR-embedded and HR skin.
 
 Writes to ``--out``: ``report.json`` (table and per-frame errors), ``error_<seq>.png``
 (mean and max per frame), ``error_all.png`` (mean per frame, every sequence) and
@@ -12,12 +12,11 @@ distance).
 
 import argparse
 import json
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 
+from ..sim.images import line_plot, write_png
 from . import run_reporting_errors
 
 PAPER_EMBEDDED_MM = 0.80
@@ -125,187 +124,6 @@ def bounding_boxes_mm(data_dir: Path) -> dict[str, list[float]]:
         "embedded outer skin": extent(neutral[embedded[embedded < OUTER_SKIN_END]]),
         "paper face": list(PAPER_FACE_MM),
     }
-
-
-# --- a tiny PNG line plot ------------------------------------------------------------------
-
-# 5×7 bitmap glyphs, one byte per row (bit 4 = leftmost column); text is drawn upper case.
-_FONT = {
-    "0": "0e11131519110e",
-    "1": "040c040404040e",
-    "2": "0e11010204081f",
-    "3": "1f02040201110e",
-    "4": "02060a121f0202",
-    "5": "1f101e0101110e",
-    "6": "0608101e11110e",
-    "7": "1f010204080808",
-    "8": "0e11110e11110e",
-    "9": "0e11110f01020c",
-    "A": "0e11111f111111",
-    "B": "1e11111e11111e",
-    "C": "0e11101010110e",
-    "D": "1c12111111121c",
-    "E": "1f10101e10101f",
-    "F": "1f10101e101010",
-    "G": "0e11101711110f",
-    "H": "1111111f111111",
-    "I": "0e04040404040e",
-    "J": "0702020202120c",
-    "K": "11121418141211",
-    "L": "1010101010101f",
-    "M": "111b1515111111",
-    "N": "11111915131111",
-    "O": "0e11111111110e",
-    "P": "1e11111e101010",
-    "Q": "0e11111115120d",
-    "R": "1e11111e141211",
-    "S": "0f10100e01011e",
-    "T": "1f040404040404",
-    "U": "1111111111110e",
-    "V": "11111111110a04",
-    "W": "1111111515150a",
-    "X": "11110a040a1111",
-    "Y": "11110a04040404",
-    "Z": "1f01020408101f",
-    ".": "00000000000c0c",
-    "-": "0000001f000000",
-    ":": "000c0c000c0c00",
-    "(": "02040808080402",
-    ")": "08040202020408",
-    "/": "00010204081000",
-    "_": "0000000000001f",
-    "%": "18190204081303",
-    "=": "00001f001f0000",
-    "+": "0004041f040400",
-    ",": "000000000c0408",
-    " ": "00000000000000",
-}
-COLOURS = (
-    (31, 119, 180),
-    (214, 39, 40),
-    (44, 160, 44),
-    (255, 127, 14),
-    (148, 103, 189),
-    (140, 86, 75),
-    (227, 119, 194),
-    (23, 190, 207),
-)
-
-
-def _text(image: np.ndarray, x: int, y: int, text: str, colour=(0, 0, 0), scale: int = 2):
-    """Draw ``text`` with its top-left corner at pixel (x, y)."""
-    for k, char in enumerate(text.upper()):
-        rows = bytes.fromhex(_FONT.get(char, _FONT[" "]))
-        for r, bits in enumerate(rows):
-            for c in range(5):
-                if bits & (16 >> c):
-                    top, left = y + r * scale, x + (k * 6 + c) * scale
-                    image[max(top, 0) : top + scale, max(left, 0) : left + scale] = colour
-
-
-def _text_width(text: str, scale: int = 2) -> int:
-    return len(text) * 6 * scale
-
-
-def _line(image: np.ndarray, x0, y0, x1, y1, colour, width: int = 2):
-    """A straight segment by dense sampling (``width`` pixels square pen)."""
-    steps = int(max(abs(x1 - x0), abs(y1 - y0))) + 1
-    xs = np.rint(np.linspace(x0, x1, steps)).astype(int)
-    ys = np.rint(np.linspace(y0, y1, steps)).astype(int)
-    h, w = image.shape[:2]
-    for dx in range(width):
-        for dy in range(width):
-            keep = (xs + dx >= 0) & (xs + dx < w) & (ys + dy >= 0) & (ys + dy < h)
-            image[ys[keep] + dy, xs[keep] + dx] = colour
-
-
-def _nice_step(span: float, count: int = 5) -> float:
-    raw = span / max(count, 1)
-    power = 10.0 ** np.floor(np.log10(raw)) if raw > 0 else 1.0
-    return float(next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw))
-
-
-def _format_tick(value: float, step: float) -> str:
-    decimals = max(0, -int(np.floor(np.log10(step)))) if step < 1 else 0
-    return f"{value:.{decimals}f}"
-
-
-def line_plot(
-    series: list[tuple[str, np.ndarray, np.ndarray]],
-    title: str,
-    xlabel: str,
-    ylabel: str,
-    size=(960, 480),
-) -> np.ndarray:
-    """(H, W, 3) uint8 image of (label, x, y) lines with axes, ticks and a legend."""
-    width, height = size
-    left, right, top, bottom = 90, 24, 56, 64
-    image = np.full((height, width, 3), 255, np.uint8)
-    xs = np.concatenate([s[1] for s in series])
-    ys = np.concatenate([s[2] for s in series])
-    x_min, x_max = float(xs.min()), float(max(xs.max(), xs.min() + 1))
-    y_step = _nice_step(float(ys.max()) or 1.0)
-    y_max = y_step * np.ceil(float(ys.max()) / y_step + 1e-9) or y_step
-    plot_w, plot_h = width - left - right, height - top - bottom
-
-    def px(x):
-        return left + (np.asarray(x, float) - x_min) / (x_max - x_min) * plot_w
-
-    def py(y):
-        return top + plot_h - np.asarray(y, float) / y_max * plot_h
-
-    grey, dark = (225, 225, 225), (60, 60, 60)
-    for value in np.arange(0.0, y_max + y_step / 2, y_step):
-        y = float(py(value))
-        _line(image, left, y, left + plot_w, y, grey, 1)
-        label = _format_tick(value, y_step)
-        _text(image, left - 8 - _text_width(label), int(y) - 7, label, dark)
-    x_step = _nice_step(x_max - x_min, 8)
-    for value in np.arange(np.ceil(x_min / x_step) * x_step, x_max + 1e-9, x_step):
-        x = float(px(value))
-        _line(image, x, top + plot_h, x, top + plot_h + 6, dark, 2)
-        label = _format_tick(value, x_step)
-        _text(image, int(x) - _text_width(label) // 2, top + plot_h + 12, label, dark)
-    _line(image, left, top, left, top + plot_h, dark, 2)
-    _line(image, left, top + plot_h, left + plot_w, top + plot_h, dark, 2)
-    for k, (_, x, y) in enumerate(series):
-        colour = COLOURS[k % len(COLOURS)]
-        points_x, points_y = px(x), py(y)
-        for i in range(len(points_x) - 1):
-            _line(image, points_x[i], points_y[i], points_x[i + 1], points_y[i + 1], colour, 2)
-        if len(points_x) == 1:
-            _line(image, points_x[0] - 3, points_y[0], points_x[0] + 3, points_y[0], colour, 3)
-    # Legend in a white box at the top right, over the lines.
-    legend_w = max(_text_width(s[0]) for s in series) + 52
-    legend_x, legend_y = left + plot_w - legend_w - 6, top + 6
-    image[legend_y : legend_y + 20 * len(series) + 8, legend_x : legend_x + legend_w] = 255
-    for k, (label, _, _) in enumerate(series):
-        colour = COLOURS[k % len(COLOURS)]
-        row = legend_y + 6 + 20 * k
-        _line(image, legend_x + 8, row + 6, legend_x + 34, row + 6, colour, 3)
-        _text(image, legend_x + 42, row, label, colour)
-    _text(image, left, 16, title, (0, 0, 0))
-    _text(image, left + plot_w // 2 - _text_width(xlabel) // 2, height - 26, xlabel, dark)
-    _text(image, 8, 16 + 22, ylabel, dark)
-    return image
-
-
-def write_png(image: np.ndarray, path: Path) -> Path:
-    """Write an (H, W, 3) uint8 image as an RGB PNG (zlib, no filter)."""
-    height, width = image.shape[:2]
-    raw = b"".join(b"\x00" + image[row].tobytes() for row in range(height))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(png + chunk(b"IEND", b""))
-    return path
 
 
 # --- renders -------------------------------------------------------------------------------
