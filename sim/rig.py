@@ -20,7 +20,7 @@ from .anatomy import Anatomy, build_anatomy
 from .cache import atomic_path, cache_root, content_key
 from .errors import DataError
 from .face_model import REGIONS, FaceModel, load_face_model
-from .lattice import ClipRegion, build_lattice, skin_lip_sides
+from .lattice import ClipRegion, LipZone, build_lattice, skin_lip_sides
 from .simmesh import JAW, LIP_LOWER, LIP_NONE, LIP_UPPER, SKULL, SimMesh
 from .tetmesh import embed_points
 from .tissue import TISSUE_REGIONS, build_tissue_surface
@@ -62,11 +62,6 @@ class MeshMuscles:
     weight: np.ndarray
     fibre: np.ndarray
 
-    def dense_weights(self, muscle_count: int, element_count: int) -> np.ndarray:
-        dense = np.zeros((muscle_count, element_count), dtype=np.float32)
-        dense[self.muscle, self.element] = self.weight
-        return dense
-
 
 @dataclass
 class Embedding:
@@ -80,7 +75,9 @@ class Embedding:
 
 @dataclass
 class Rig:
-    """Everything the simulator and the network need about one head at one preset."""
+    """Everything the simulator, the skin stages and the network need about one head at
+    one preset: no simulator or worker reads the face model (a morphed identity's rig
+    carries its own rest positions, teeth and lips)."""
 
     preset: str
     key: str
@@ -92,6 +89,9 @@ class Rig:
     skull_vertices: np.ndarray  # (A,) int32 ICT vertices rigid with the skull (also the
     # back of the head and the neck outside the simulated region)
     jaw_vertices: np.ndarray  # (B,) int32 ICT vertices rigid with the jaw
+    ict_rest_positions: np.ndarray  # (V, 3) float32 cm: every ICT vertex at rest
+    max_contractions: np.ndarray  # (M,) float32 per muscle_names: c of λ(a) = 1 − c·a
+    lip_zone: LipZone  # where the lips are cut apart (HR lip contact surfaces)
     hr: SimMesh | None = None
     hr_muscles: MeshMuscles | None = None
     hr_skin: Embedding | None = None
@@ -226,6 +226,9 @@ def build_rig(preset: str | RigPreset, model: FaceModel | None = None, progress=
             [_region_vertices(model, SKULL_RIGID_REGIONS), gums[~gum_in_jaw], outside_clip]
         ),
         jaw_vertices=np.concatenate([_region_vertices(model, JAW_RIGID_REGIONS), gums[gum_in_jaw]]),
+        ict_rest_positions=model.neutral.astype(np.float32),
+        max_contractions=np.array([d.max_contraction for d in definitions], dtype=np.float32),
+        lip_zone=LipZone.from_model(model),
     )
     if preset.build_hr:
         from .hr_mesh import build_hr_mesh
@@ -256,7 +259,8 @@ def build_rig(preset: str | RigPreset, model: FaceModel | None = None, progress=
 # --- storage --------------------------------------------------------------------------------
 
 _NESTED = {"anatomy": Anatomy, "lr": SimMesh, "hr": SimMesh, "lr_muscles": MeshMuscles,
-           "hr_muscles": MeshMuscles, "lr_skin": Embedding, "hr_skin": Embedding}  # fmt: skip
+           "hr_muscles": MeshMuscles, "lr_skin": Embedding, "hr_skin": Embedding,
+           "lip_zone": LipZone}  # fmt: skip
 
 
 def save_rig(rig: Rig, path: Path) -> None:
@@ -277,6 +281,11 @@ def save_rig(rig: Rig, path: Path) -> None:
         np.savez(handle, **arrays)
 
 
+def _scalar(value: np.ndarray):
+    """A stored 0-d array back as the Python number it was."""
+    return value.item() if value.ndim == 0 else value
+
+
 def read_rig(path: Path) -> Rig:
     """Read a rig written by save_rig."""
     with np.load(path) as stored:
@@ -288,7 +297,7 @@ def read_rig(path: Path) -> Rig:
             sub = {k[len(prefix) :]: v for k, v in data.items() if k.startswith(prefix)}
             if sub:
                 cls = _NESTED[f.name]
-                values[f.name] = cls(**{g.name: sub[g.name] for g in fields(cls)})
+                values[f.name] = cls(**{g.name: _scalar(sub[g.name]) for g in fields(cls)})
         elif f.name == "build_seconds":
             pairs = [str(s).split("=") for s in data.get(f.name, [])]
             values[f.name] = {k: float(v) for k, v in pairs}

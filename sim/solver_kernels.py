@@ -318,20 +318,6 @@ def interpolate_points(
 
 
 @wp.kernel
-def transform_points(
-    rest_points: wp.array[wp.vec3],
-    point_transforms: wp.array[wp.int32],
-    rotations: wp.array[wp.mat33],
-    translations: wp.array[wp.vec3],
-    point_positions: wp.array[wp.vec3],
-):
-    """Rigid points (P,): x = R_t · x_rest + t_t with t = point_transforms[p] (cm)."""
-    tid = wp.tid()
-    transform = point_transforms[tid]
-    point_positions[tid] = rotations[transform] * rest_points[tid] + translations[transform]
-
-
-@wp.kernel
 def detect_contacts(
     point_positions: wp.array[wp.vec3],
     spheres: wp.array[wp.vec4],

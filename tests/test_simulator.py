@@ -36,7 +36,19 @@ def face_model():
 def sim(rig, face_model):
     from physface.sim.simulator import Simulator
 
-    return Simulator(rig, face_model=face_model, tolerance=1e-4, max_iterations=200)
+    return Simulator(rig, tolerance=1e-4, max_iterations=200)
+
+
+@pytest.fixture(scope="module")
+def skin_stage(rig):
+    from physface.sim.skin_stage import EmbeddedSkinStage
+
+    return EmbeddedSkinStage(rig)
+
+
+def _skin(stage, result) -> np.ndarray:
+    """All ICT positions (V, 3) of a step result through the skin stage (a copy)."""
+    return stage(result.volume_positions, result.head_transform, result.jaw_transform).copy()
 
 
 @pytest.fixture
@@ -54,35 +66,64 @@ def _rotation(axis, degrees) -> np.ndarray:
     return transform
 
 
-def _skin_row(sim, vertex: int) -> int:
-    return int(np.flatnonzero(sim.skin_vertex_indices == vertex)[0])
-
-
 def _busiest_muscle(rig) -> int:
     """The muscle with the most total weight on the tiny lattice."""
     return int(np.argmax(np.bincount(rig.lr_muscles.muscle, rig.lr_muscles.weight)))
 
 
-def test_rest_controls_keep_the_rest_shape(fresh, face_model):
+def test_rest_controls_keep_the_rest_shape(fresh, skin_stage, face_model):
     result = fresh.step(Controls())
     assert np.abs(result.volume_positions - fresh.rest_positions).max() < 1e-4
-    rest_skin = face_model.neutral[fresh.skin_vertex_indices]
-    assert np.abs(result.skin_positions - rest_skin).max() < 1e-4
-    assert result.skin_positions.dtype == np.float32
-    assert result.skin_positions.shape == (len(fresh.skin_vertex_indices), 3)
-    full = fresh.ict_positions(result)
-    assert full.shape == face_model.neutral.shape
+    full = _skin(skin_stage, result)
+    assert full.dtype == np.float32 and full.shape == face_model.neutral.shape
     assert np.abs(full - face_model.neutral).max() < 1e-4
 
 
-def test_rigid_head_motion_moves_the_skin_rigidly(fresh, face_model):
+def test_rigid_head_motion_moves_the_skin_rigidly(fresh, skin_stage, face_model):
     head = _rotation([0.3, 1.0, 0.2], 35.0)
     head[:3, 3] = [2.0, -1.0, 3.0]
     result = fresh.step(Controls(head_transform=head))
-    expected = apply_transform(head, face_model.neutral[fresh.skin_vertex_indices])
-    assert np.abs(result.skin_positions - expected).max() < 1e-3
-    assert np.abs(fresh.ict_positions(result) - apply_transform(head, face_model.neutral)).max() < (
-        1e-3
+    full = _skin(skin_stage, result)
+    assert np.abs(full - apply_transform(head, face_model.neutral)).max() < 1e-3
+
+
+def test_the_skin_stage_is_the_skin_the_colliders_hold(fresh, skin_stage, face_model):
+    """The embedded skin the contacts detect (Warp, on the simulator's nodes) is the skin
+    the stage writes (numpy): one embedding, two evaluations that must agree."""
+    nose_tip = face_model.neutral[face_model.landmarks[30]].astype(np.float64)
+    plane = Plane(point=tuple(nose_tip - [0.0, 0.0, 0.4]), normal=(0.0, 0.0, -1.0))
+    result = fresh.step(Controls(colliders=(plane,), jaw=JawPose(opening_deg=8.0)))
+    fresh.contacts.skin_depths()
+    detected = fresh.contacts.embedded_positions.numpy()
+    written = _skin(skin_stage, result)[skin_stage.vertices]
+    assert np.abs(written - face_model.neutral[skin_stage.vertices]).max() > 0.3  # it moved
+    assert np.abs(detected - written).max() < 1e-4  # cm
+
+
+def test_a_collider_enclosing_the_head_is_refused_at_once(fresh):
+    with pytest.raises(ControlError, match="encloses|enclose") as caught:
+        fresh.step(Controls(colliders=(Sphere((0.0, 0.0, 0.0), 1.0e6),)))
+    assert "colliders[0]" in str(caught.value)
+    fresh.reset()
+    assert fresh.step(Controls()).converged  # the simulator goes on after the refusal
+
+
+def test_a_state_continues_bit_for_bit(rig):
+    from physface.sim.simulator import Simulator, SimulatorState
+
+    controls = [Controls(activations={n: 0.1 * (i + 1) for n in rig.muscle_names},
+                         jaw=JawPose(opening_deg=3.0 * i)) for i in range(3)]  # fmt: skip
+    one = Simulator(rig, tolerance=1e-4)
+    one.step(controls[0])
+    saved = SimulatorState.from_arrays(one.state().to_arrays())
+    expected = one.step(controls[1]).volume_positions
+    two = Simulator(rig, tolerance=1e-4)
+    two.set_state(saved)
+    np.testing.assert_array_equal(two.step(controls[1]).volume_positions, expected)
+    one.reset()
+    two.reset()
+    np.testing.assert_array_equal(
+        one.step(controls[2]).volume_positions, two.step(controls[2]).volume_positions
     )
 
 
@@ -92,7 +133,7 @@ def test_each_iteration_lowers_the_energy(rig, face_model):
     muscle = rig.muscle_names[_busiest_muscle(rig)]
     controls = Controls(activations={muscle: 1.0}, jaw=JawPose(opening_deg=12.0))
     for acceleration in ("none", "anderson"):
-        sim = Simulator(rig, face_model=face_model, acceleration=acceleration,
+        sim = Simulator(rig, acceleration=acceleration,
                         tolerance=1e-5, max_iterations=60)  # fmt: skip
         energies = np.array(sim.step(controls).energy_history)
         assert len(energies) > 5
@@ -107,7 +148,7 @@ def test_the_fast_local_step_agrees_with_the_svd_reference(rig, face_model):
     controls = Controls(activations={n: 0.8 for n in rig.muscle_names}, jaw=JawPose(14.0))
     positions = {}
     for polar in ("iterative", "svd"):
-        sim = Simulator(rig, face_model=face_model, polar=polar, tolerance=1e-6,
+        sim = Simulator(rig, polar=polar, tolerance=1e-6,
                         max_iterations=400)  # fmt: skip
         result = sim.step(controls)
         assert result.converged, polar
@@ -118,7 +159,7 @@ def test_the_fast_local_step_agrees_with_the_svd_reference(rig, face_model):
 def test_the_solve_reaches_the_residual_it_reports(rig, face_model):
     from physface.sim.simulator import Simulator
 
-    sim = Simulator(rig, face_model=face_model, tolerance=1e-4, max_iterations=200,
+    sim = Simulator(rig, tolerance=1e-4, max_iterations=200,
                     extrapolate=False)  # fmt: skip
     controls = Controls(activations={n: 0.6 for n in rig.muscle_names}, jaw=JawPose(10.0))
     result = sim.step(controls)
@@ -131,7 +172,9 @@ def test_the_solve_reaches_the_residual_it_reports(rig, face_model):
     assert moved <= 1.5 * result.residual * sim.mean_edge_cm + 1e-6
 
 
-def test_an_active_muscle_shortens_its_fibres_and_moves_the_skin_over_it(fresh, rig, face_model):
+def test_an_active_muscle_shortens_its_fibres_and_moves_the_skin_over_it(
+    fresh, rig, skin_stage, face_model
+):
     muscle = rig.muscle_names.index("orbicularis_oris")
     result = fresh.step(Controls(activations={"orbicularis_oris": 1.0}))
     entries = rig.lr_muscles.muscle == muscle
@@ -146,9 +189,8 @@ def test_an_active_muscle_shortens_its_fibres_and_moves_the_skin_over_it(fresh, 
     stretch = np.linalg.norm(along, axis=1)
     assert np.average(stretch, weights=rig.lr_muscles.weight[entries]) < 0.99
 
-    count = fresh.embedded_count
-    rest_skin = face_model.neutral[fresh.skin_vertex_indices[:count]]
-    moved = np.linalg.norm(result.skin_positions[:count] - rest_skin, axis=1)
+    rest_skin = face_model.neutral[skin_stage.vertices]
+    moved = np.linalg.norm(_skin(skin_stage, result)[skin_stage.vertices] - rest_skin, axis=1)
     over = np.isin(fresh.embedding.elements, elements)
     far = np.linalg.norm(rest_skin - rest[tets[elements]].mean(axis=(0, 1)), axis=1) > 6.0
     assert over.any() and far.any()
@@ -156,10 +198,12 @@ def test_an_active_muscle_shortens_its_fibres_and_moves_the_skin_over_it(fresh, 
     assert moved[over].mean() > 10.0 * moved[far].mean()
 
 
-def test_opening_the_jaw_lowers_the_chin_parts_the_lips_and_moves_the_teeth(fresh, rig, face_model):
+def test_opening_the_jaw_lowers_the_chin_parts_the_lips_and_moves_the_teeth(
+    fresh, rig, skin_stage, face_model
+):
     pose = JawPose(opening_deg=20.0)
     result = fresh.step(Controls(jaw=pose))
-    full = fresh.ict_positions(result)
+    full = _skin(skin_stage, result)
     rest = face_model.neutral
     chin, upper_lip, lower_lip = face_model.landmarks[[8, 62, 66]]
     assert full[chin, 1] - rest[chin, 1] < -1.0  # cm: the chin drops by centimetres
@@ -179,10 +223,12 @@ def test_full_activation_keeps_the_tissue_volume(fresh, rig):
     assert abs(now.sum() / rest.sum() - 1.0) < 0.01
 
 
-def test_every_muscle_on_with_the_jaw_wide_open_inverts_nothing(fresh, rig):
+def test_every_muscle_on_with_the_jaw_wide_open_inverts_nothing(fresh, rig, skin_stage):
     widest = JawPose(opening_deg=JAW_LIMITS["opening_deg"][1])
     result = fresh.step(Controls(activations={n: 1.0 for n in rig.muscle_names}, jaw=widest))
-    assert np.isfinite(result.volume_positions).all() and np.isfinite(result.skin_positions).all()
+    assert (
+        np.isfinite(result.volume_positions).all() and np.isfinite(_skin(skin_stage, result)).all()
+    )
     assert np.isfinite(result.residual)
     labels = rig.lr.node_labels[rig.lr.tets]
     assert not ((labels == SKULL).any(axis=1) & (labels == JAW).any(axis=1)).any()
@@ -193,7 +239,7 @@ def test_every_muscle_on_with_the_jaw_wide_open_inverts_nothing(fresh, rig):
 def test_dynamics_at_rest_stays_at_rest(rig, face_model):
     from physface.sim.simulator import Simulator
 
-    sim = Simulator(rig, face_model=face_model, dynamics=True, tolerance=1e-5)
+    sim = Simulator(rig, dynamics=True, tolerance=1e-5)
     for _ in range(4):
         result = sim.step(Controls())
     assert np.abs(result.volume_positions - sim.rest_positions).max() < 1e-4
@@ -203,7 +249,7 @@ def test_dynamics_at_rest_stays_at_rest(rig, face_model):
 def test_motion_decays_after_a_head_shake(rig, face_model):
     from physface.sim.simulator import Simulator
 
-    sim = Simulator(rig, face_model=face_model, dynamics=True, tolerance=1e-4,
+    sim = Simulator(rig, dynamics=True, tolerance=1e-4,
                     time_step=1.0 / 60.0)  # fmt: skip
     for frame in range(6):
         sim.step(Controls(head_transform=_rotation([0, 1, 0], 25.0 * np.sin(frame * 1.3))))
@@ -216,7 +262,7 @@ def test_motion_decays_after_a_head_shake(rig, face_model):
     assert speeds[-1] < 0.2 * speeds[0]
 
 
-def test_a_sphere_pushed_into_the_cheek_leaves_no_skin_inside(fresh, face_model):
+def test_a_sphere_pushed_into_the_cheek_leaves_no_skin_inside(fresh, skin_stage, face_model):
     cheek = int(np.argmin(np.linalg.norm(face_model.neutral[:9409] - [-5.0, -1.0, 8.0], axis=1)))
     point = face_model.neutral[cheek].astype(np.float64)
     outward = np.array([-0.7, 0.0, 0.7]) / np.linalg.norm([-0.7, 0.0, 0.7])
@@ -224,17 +270,17 @@ def test_a_sphere_pushed_into_the_cheek_leaves_no_skin_inside(fresh, face_model)
     for depth in (0.3, 0.6, 0.9):  # push the sphere in over three frames
         centre = point + outward * (radius - depth)
         result = fresh.step(Controls(colliders=(Sphere(tuple(centre), radius),)))
-    skin = result.skin_positions[: fresh.embedded_count]
-    distance = np.linalg.norm(skin - centre, axis=1)
+    full = _skin(skin_stage, result)
+    distance = np.linalg.norm(full[skin_stage.vertices] - centre, axis=1)
     assert distance.min() > radius - 0.005  # cm: nothing inside beyond 0.05 mm
-    assert np.linalg.norm(skin[_skin_row(fresh, cheek)] - point) > 0.7  # the cheek gave way
+    assert np.linalg.norm(full[cheek] - point) > 0.7  # the cheek gave way
 
 
-def test_a_plane_holds_the_skin_behind_it(fresh, face_model):
+def test_a_plane_holds_the_skin_behind_it(fresh, skin_stage, face_model):
     nose_tip = face_model.neutral[face_model.landmarks[30]].astype(np.float64)
     plane = Plane(point=tuple(nose_tip - [0.0, 0.0, 0.5]), normal=(0.0, 0.0, -1.0))
     result = fresh.step(Controls(colliders=(plane,)))
-    skin = result.skin_positions[: fresh.embedded_count]
+    skin = _skin(skin_stage, result)[skin_stage.vertices]
     assert skin[:, 2].max() < nose_tip[2] - 0.5 + 0.005
 
 
@@ -242,21 +288,21 @@ def test_lip_contact_keeps_the_lips_out_of_each_other(rig, face_model):
     from physface.sim.simulator import Simulator
 
     pressed = Controls(activations={"orbicularis_oris": 1.0}, jaw=JawPose(opening_deg=-2.0))
-    free = Simulator(rig, face_model=face_model, tolerance=1e-4, lip_contact=False)
-    touching = Simulator(rig, face_model=face_model, tolerance=1e-4, lip_contact=True)
-    assert touching.lip_penetration_cm(touching.rest_positions) == 0.0
-    passing = touching.lip_penetration_cm(free.step(pressed).volume_positions)
+    free = Simulator(rig, tolerance=1e-4, lip_contact=False)
+    touching = Simulator(rig, tolerance=1e-4, lip_contact=True)
+    assert touching.contacts.lip_penetration_cm(touching.rest_positions) == 0.0
+    passing = touching.contacts.lip_penetration_cm(free.step(pressed).volume_positions)
     result = touching.step(pressed)
     assert passing > 0.1  # cm: without contact the pressed lips pass into each other
     assert result.lip_penetration_cm < 0.005
 
 
-def test_a_point_spring_pulls_its_vertex_toward_the_target(fresh, face_model):
+def test_a_point_spring_pulls_its_vertex_toward_the_target(fresh, skin_stage, face_model):
     vertex = int(face_model.landmarks[48])  # mouth corner
     target = face_model.neutral[vertex] + np.array([-1.0, 0.5, 0.0])
     spring = PointSpring(vertex, tuple(target), stiffness=1e6)
     result = fresh.step(Controls(point_springs=(spring,)))
-    moved = result.skin_positions[_skin_row(fresh, vertex)] - face_model.neutral[vertex]
+    moved = _skin(skin_stage, result)[vertex] - face_model.neutral[vertex]
     assert 0.2 < np.dot(moved, target - face_model.neutral[vertex]) / 1.25 < 1.0
 
 
