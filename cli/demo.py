@@ -23,9 +23,9 @@ def main(argv: list[str]) -> int:
         import bpy
 
         from .. import register
-        from ..operators.batch import render_frames
-        from ..operators.demo_scene import keyframe_performance, new_demo_scene
-        from ..operators.snapshot import contact_sheet
+        from ..blender.batch import render_frames
+        from ..blender.demo_scene import keyframe_performance, new_demo_scene
+        from ..blender.snapshot import contact_sheet
 
         start = time.perf_counter()
         if not hasattr(bpy.types.Object, "physface"):

@@ -23,7 +23,7 @@ def _heat(displacement_mm: np.ndarray) -> np.ndarray:
 
 def render_muscle_pictures(preset: str, out_dir: Path, data=None, muscles=None) -> list[Path]:
     """One picture per muscle (left side and midline; right mirrors left) and the jaw."""
-    from ..operators.snapshot import SnapshotMesh, contact_sheet, render_views
+    from ..blender.snapshot import SnapshotMesh, contact_sheet, render_views
     from ..sim.anatomy import JawPose
     from ..sim.controls import Controls
     from ..sim.face_model import load_face_model

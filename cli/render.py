@@ -3,8 +3,10 @@
     python -m physface render scene.blend --frames 1-48 --out DIR
     blender -b scene.blend -P <path>/cli/render.py -- --frames 1-48 --out DIR
 
-Exits non-zero with one clear line on any failure (missing file, bad frame range,
-unwritable output, no head in the scene).
+Heads already baked are rendered from their bake, which must exist and hold every
+requested frame (``--rebake`` bakes them again over the frames instead). Exits non-zero
+with one clear line on any failure (missing file, bad frame range, unwritable output, no
+head in the scene, a missing or short bake).
 """
 
 import argparse
@@ -20,16 +22,21 @@ def _parser(with_blend: bool) -> argparse.ArgumentParser:
     parser.add_argument("--engine", choices=("CYCLES", "EEVEE"), default="CYCLES")
     parser.add_argument("--samples", type=int, default=32)
     parser.add_argument("--resolution-percentage", type=int, default=100)
+    parser.add_argument(
+        "--rebake",
+        action="store_true",
+        help="bake every head again over the frames (heads already baked included)",
+    )
     return parser
 
 
 def run(args, blend) -> int:
-    from ..operators.batch import BatchError, render_frames
+    from ..blender.batch import BatchError, render_frames
     from ..sim.errors import PhysFaceError
 
     try:
         written = render_frames(blend, args.frames, args.out, args.engine, args.samples,
-                                args.resolution_percentage)  # fmt: skip
+                                args.resolution_percentage, rebake=args.rebake)  # fmt: skip
     except (BatchError, PhysFaceError) as error:
         print(f"physface render: error: {error}", file=sys.stderr)
         return 1

@@ -31,7 +31,7 @@ def _element_surface(mesh, chosen: np.ndarray):
 
 def render_rig_pictures(rig, model, out_dir: Path, resolution: int = 700) -> list[Path]:
     """Render the rig's pictures into out_dir; returns the image paths (contact sheet last)."""
-    from ..operators.snapshot import SnapshotMesh, contact_sheet, render_views
+    from ..blender.snapshot import SnapshotMesh, contact_sheet, render_views
     from ..sim.simmesh import JAW, SKULL
     from ..sim.tetmesh import unique_edges
     from ..sim.tissue import OUTER_SKIN_REGIONS

@@ -1,8 +1,8 @@
-"""Blender operators: each turns its properties into a library call and writes the result."""
+"""Blender operators: each turns its properties into one call of ``blender/`` and reports."""
 
-from . import add_head, bake, check_data, expression, live
+from . import add_head, bake, check_data, expression
 
-_modules = (check_data, add_head, expression, bake, live)
+_modules = (check_data, add_head, expression, bake)
 
 
 def register():

@@ -2,8 +2,9 @@
 
 import bpy
 
-from ..panels.preferences import data_folder_setting
-from ..panels.properties import PRESET_ITEMS
+from ..blender.head_mesh import add_head
+from ..blender.preferences import data_folder_setting
+from ..blender.properties import PRESET_ITEMS
 from ..sim.errors import PhysFaceError
 
 
@@ -27,10 +28,6 @@ class PHYSFACE_OT_add_head(bpy.types.Operator):
         return True
 
     def execute(self, context):
-        from ..sim.face_model import load_face_model
-        from ..sim.rig import load_rig
-        from . import head_mesh, live
-
         window_manager = context.window_manager
         stages = iter(range(1, 100))
 
@@ -39,11 +36,9 @@ class PHYSFACE_OT_add_head(bpy.types.Operator):
             if context.workspace is not None:
                 context.workspace.status_text_set(f"PhysFace: building the rig — {stage}")
 
-        data = data_folder_setting(context)
         window_manager.progress_begin(0, 8)
         try:
-            model = load_face_model(data)
-            load_rig(self.rig_preset, data, progress=progress, with_hr=False)
+            head = add_head(context, self.rig_preset, data_folder_setting(context), progress)
         except PhysFaceError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
@@ -51,14 +46,6 @@ class PHYSFACE_OT_add_head(bpy.types.Operator):
             window_manager.progress_end()
             if context.workspace is not None:
                 context.workspace.status_text_set(None)
-        head = head_mesh.create_head_objects(context, model)
-        with live.batch_edit(head, update=False):
-            head.physface.rig_preset = self.rig_preset
-        for obj in context.selected_objects:
-            obj.select_set(False)
-        head.select_set(True)
-        context.view_layer.objects.active = head
-        live.update_head(head, context.scene.frame_current)
         if head.physface.last_error:
             self.report({"WARNING"}, f"Head added, but: {head.physface.last_error}")
         return {"FINISHED"}

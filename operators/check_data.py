@@ -2,7 +2,7 @@
 
 import bpy
 
-from ..panels.preferences import data_folder_setting
+from ..blender.preferences import data_folder_setting
 from ..sim.data_paths import find_data_folder
 from ..sim.errors import PhysFaceError
 

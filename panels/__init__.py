@@ -1,15 +1,11 @@
-"""Blender UI: the PhysFace sidebar tab, property groups and add-on preferences."""
+"""Blender UI: the PhysFace sidebar tab (names operators by id, never imports them)."""
 
-from . import preferences, properties, sidebar
-
-_modules = (preferences, properties, sidebar)
+from . import sidebar
 
 
 def register():
-    for module in _modules:
-        module.register()
+    sidebar.register()
 
 
 def unregister():
-    for module in reversed(_modules):
-        module.unregister()
+    sidebar.unregister()

@@ -1,16 +1,20 @@
-"""The PhysFace tab in the 3D view's sidebar (N-panel) for the active head."""
+"""The PhysFace tab in the 3D view's sidebar (N-panel) for the active head.
+
+Draws properties and helpers of ``blender/``; buttons name operators by their id string.
+"""
 
 import bpy
 
+from ..blender.bake import bake_problem
+from ..blender.expression import EXPRESSION_ITEMS
+from ..blender.heads import active_head
 from ..sim.muscles import GROUPS, muscle_catalogue
 
 
-def active_head(context):
-    """The active object's head (the head itself, or the parent of its teeth/eyes)."""
-    obj = context.active_object
-    if obj is None or not obj.physface.is_head:
-        return None
-    return obj if obj.physface.role == "head" else obj.parent
+def _alert(layout, text: str, icon: str) -> None:
+    box = layout.box()
+    box.alert = icon == "ERROR"
+    box.label(text=text, icon=icon)
 
 
 class _PhysFacePanel:
@@ -39,9 +43,12 @@ class VIEW3D_PT_physface(bpy.types.Panel):
         props = head.physface
         layout.label(text=head.name, icon="USER")
         if props.last_error:
-            box = layout.box()
-            box.alert = True
-            box.label(text=props.last_error, icon="ERROR")
+            _alert(layout, props.last_error, "ERROR")
+        problem = bake_problem(head)
+        if problem is not None:
+            _alert(layout, f"Bake: {problem.message}", "ERROR")
+        if props.last_warning:
+            _alert(layout, props.last_warning, "INFO")
         row = layout.row(align=True)
         row.prop(props, "live", toggle=True, icon="PLAY")
         row.prop(props, "mirror", toggle=True, icon="MOD_MIRROR")
@@ -55,8 +62,6 @@ class VIEW3D_PT_physface_expressions(_PhysFacePanel, bpy.types.Panel):
     bl_parent_id = "VIEW3D_PT_physface"
 
     def draw(self, context):
-        from ..operators.expression import EXPRESSION_ITEMS
-
         grid = self.layout.grid_flow(columns=3, align=True)
         for name, label, _ in EXPRESSION_ITEMS:
             grid.operator("physface.expression", text=label).expression = name

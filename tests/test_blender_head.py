@@ -11,9 +11,8 @@ from physface.sim.anatomy import JawPose
 from physface.sim.controls import Controls
 from physface.sim.face_model import load_face_model
 from physface.sim.pc2 import read_pc2
+from physface.sim.playback import HeadPlayer
 from physface.sim.rig import load_rig
-from physface.sim.simulator import Simulator
-from physface.sim.skin_stage import EmbeddedSkinStage
 
 PRESET = "tiny"
 
@@ -42,23 +41,26 @@ def head(blender, addon_module):
 
 
 class Library:
-    """The same simulation + skin stage as the Blender path, called directly."""
+    """The playback pipeline the Blender path uses, called directly with a head's settings."""
 
-    def __init__(self):
-        model = load_face_model()
+    def __init__(self, head):
+        props = head.physface
         rig = load_rig(PRESET, with_hr=False)
-        self.simulator = Simulator(rig, "lr", tolerance=1e-3, max_iterations=30, face_model=model)
-        self.skin = EmbeddedSkinStage(rig, model)
-        self.anatomy = rig.anatomy
+        self.player = HeadPlayer(
+            rig, fps=24.0, dynamics=props.dynamics, tolerance=props.tolerance,
+            max_iterations=props.max_iterations,
+        )  # fmt: skip
+        self.rest = rig.ict_rest_positions.copy()
+        self.frame = 0
 
     def step(self, controls: Controls) -> np.ndarray:
-        result = self.simulator.step(controls)
-        jaw = self.anatomy.jaw_transform(controls.jaw)
-        return self.skin(result.volume_positions, result.head_transform, jaw).copy()
+        """The next frame (warm-started from the last one, as the timeline advances)."""
+        self.frame += 1
+        return self.player.play(self.frame, controls).positions.copy()
 
 
 def ict_indices(obj, addon_module):
-    return addon_module.operators.live.ict_indices(obj)
+    return addon_module.blender.heads.ict_indices(obj)
 
 
 def test_add_head_creates_objects_and_shape_key(head, addon_module):
@@ -76,7 +78,7 @@ def test_add_head_creates_objects_and_shape_key(head, addon_module):
 
 
 def test_slider_gives_exactly_the_library_result(head, addon_module):
-    library = Library()
+    library = Library(head)
     library.step(Controls())  # the head was simulated at rest when added
     head.physface.activations.zygomaticus_major_L = 1.0
     head.physface.jaw_opening = 10.0
@@ -87,7 +89,7 @@ def test_slider_gives_exactly_the_library_result(head, addon_module):
     for obj in (head, *head.children):
         indices = ict_indices(obj, addon_module)
         np.testing.assert_allclose(shape_key_positions(obj), expected[indices], atol=1e-5)
-    moved = np.linalg.norm(expected_first - library.skin.rest, axis=1).max()
+    moved = np.linalg.norm(expected_first - library.rest, axis=1).max()
     assert moved > 0.01  # the slider moved the face (cm)
 
 
@@ -112,11 +114,11 @@ def test_bake_matches_direct_computation_and_plays_back(head, blender, addon_mod
     frames, start, _ = read_pc2(bpy.path.abspath(head.physface.bake_path))
     assert frames.shape[0] == 4 and start == 1.0
 
-    library = Library()
+    library = Library(head)
     indices = ict_indices(head, addon_module)
     for i, frame in enumerate(range(1, 5)):
         bpy.context.scene.frame_set(frame)
-        controls = addon_module.operators.live.controls_of(head)
+        controls = addon_module.blender.live.controls_of(head)
         expected = library.step(controls)[indices]
         np.testing.assert_allclose(frames[i], expected, atol=1e-5)
         np.testing.assert_allclose(evaluated_positions(bpy, head), frames[i], atol=1e-5)
@@ -125,17 +127,17 @@ def test_bake_matches_direct_computation_and_plays_back(head, blender, addon_mod
     # Saved and reopened, the bake plays back through the Mesh Cache modifier, no rig.
     name = head.name
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
-    addon_module.operators.live._runtimes.clear()
+    addon_module.blender.live._runtimes.clear()
     bpy.ops.wm.open_mainfile(filepath=str(blend))
     reopened = bpy.data.objects[name]
     bpy.context.scene.frame_set(3)
     np.testing.assert_allclose(evaluated_positions(bpy, reopened), frames[2], atol=1e-5)
-    assert not addon_module.operators.live._runtimes  # nothing was simulated
+    assert not addon_module.blender.live._runtimes  # nothing was simulated
 
 
 def test_cancelled_bake_keeps_the_previous_bake(head, blender, addon_module, tmp_path):
     bpy = blender
-    bake = addon_module.operators.bake
+    bake = addon_module.blender.bake
     _keyframe_smile(bpy, head)
     bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "scene.blend"))
     assert bpy.ops.physface.bake(frame_start=1, frame_end=3) == {"FINISHED"}
@@ -147,14 +149,14 @@ def test_cancelled_bake_keeps_the_previous_bake(head, blender, addon_module, tmp
     assert path.read_bytes() == before
     # A write that fails (the head's file is now a folder) leaves every old file alone.
     teeth = next(c for c in head.children if c.physface.role == "teeth")
-    teeth_path = bake.bake_file(tmp_path, teeth)
+    teeth_path = bake.bake_file(tmp_path / "scene.blend", teeth)
     teeth_before = teeth_path.read_bytes()
     path.unlink()
     path.mkdir()
     with pytest.raises(RuntimeError, match="previous bake is intact"):
         bpy.ops.physface.bake(frame_start=1, frame_end=4)
     assert teeth_path.read_bytes() == teeth_before
-    assert not list((tmp_path / "physface_bake").glob(".*"))  # no staging files left
+    assert not list((tmp_path / "physface_bake").rglob(".*"))  # no staging files left
 
 
 def test_a_failing_head_does_not_stop_the_others(blender, addon_module):
@@ -165,7 +167,7 @@ def test_a_failing_head_does_not_stop_the_others(blender, addon_module):
     bad = bpy.context.active_object
     assert good.name != bad.name
     bad.data.attributes.remove(bad.data.attributes["physface_ict"])
-    addon_module.operators.live.forget_head(bad)
+    addon_module.blender.live.forget_head(bad)
     good.physface.activations.zygomaticus_major_L = 1.0
     before = shape_key_positions(good).copy()
     good.physface.jaw_opening = 15.0
@@ -191,7 +193,7 @@ def test_heads_are_independent(blender):
 def demo_blend(blender, tmp_path, addon_module):
     import importlib
 
-    demo = importlib.import_module(f"{addon_module.__name__}.operators.demo_scene")
+    demo = importlib.import_module(f"{addon_module.__name__}.blender.demo_scene")
     head = demo.new_demo_scene(PRESET)
     head.physface.jaw_opening = 12.0
     path = tmp_path / "render_me.blend"

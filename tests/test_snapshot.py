@@ -49,7 +49,7 @@ def covered_fraction(pixels: np.ndarray) -> float:
 
 
 def test_sphere_renders_front_and_side(blender, tmp_path):
-    from physface.operators.snapshot import SnapshotMesh, render_views
+    from physface.blender.snapshot import SnapshotMesh, render_views
 
     positions, triangles = uv_sphere()
     blocks_before = (len(blender.data.objects), len(blender.data.meshes), len(blender.data.scenes))
@@ -75,7 +75,7 @@ def test_sphere_renders_front_and_side(blender, tmp_path):
 
 
 def test_edge_only_mesh_renders_visible_wires(blender, tmp_path):
-    from physface.operators.snapshot import SnapshotMesh, render_views
+    from physface.blender.snapshot import SnapshotMesh, render_views
 
     positions, triangles = uv_sphere(rings=4, segments=6)
     edges = np.unique(np.sort(triangles[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1), axis=0)
@@ -91,7 +91,7 @@ def test_edge_only_mesh_renders_visible_wires(blender, tmp_path):
 
 
 def test_unused_vertices_do_not_count_in_the_framing(blender, tmp_path):
-    from physface.operators.snapshot import SnapshotMesh, render_views
+    from physface.blender.snapshot import SnapshotMesh, render_views
 
     positions, triangles = uv_sphere()
     far_away = np.concatenate([positions, [[50.0, -80.0, 20.0]]]).astype(np.float32)
@@ -107,7 +107,7 @@ def test_unused_vertices_do_not_count_in_the_framing(blender, tmp_path):
 
 
 def test_unknown_view_is_refused(blender, tmp_path):
-    from physface.operators.snapshot import SnapshotMesh, render_views
+    from physface.blender.snapshot import SnapshotMesh, render_views
 
     positions, triangles = uv_sphere(rings=4, segments=6)
     with pytest.raises(ValueError, match="unknown views"):
@@ -118,7 +118,7 @@ def test_unknown_view_is_refused(blender, tmp_path):
 
 
 def test_contact_sheet_tiles_images_row_by_row(blender, tmp_path):
-    from physface.operators.snapshot import contact_sheet
+    from physface.blender.snapshot import contact_sheet
 
     colors = [(1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)]
     paths = []

@@ -13,6 +13,7 @@ from pathlib import Path
 import bpy
 
 from . import bake
+from .heads import scene_heads
 
 
 class BatchError(Exception):
@@ -58,17 +59,24 @@ def check_output_folder(out: str | os.PathLike) -> Path:
     return out
 
 
-def scene_heads(scene) -> list:
-    return [o for o in scene.objects if o.physface.is_head and o.physface.role == "head"]
+def bake_heads(scene, frames: list[int], log=print, rebake: bool = False) -> None:
+    """Bake every live head over the frames' span into point caches beside the .blend.
 
-
-def bake_heads(scene, frames: list[int], log=print) -> None:
-    """Bake every live head over the frames' span into point caches beside the .blend."""
+    A head already baked is checked instead: its bake must exist and hold every frame,
+    else BatchError names the head, the missing file or frames and the fix (``rebake``
+    bakes it again here). Never renders a face at rest in place of a missing bake."""
     span = range(min(frames), max(frames) + 1)
-    for head in scene_heads(scene):
-        if not head.physface.live:
+    heads = scene_heads(scene)
+    to_bake = [head for head in heads if head.physface.live or rebake]
+    for head in heads:  # every check before any bake: a refused render writes nothing
+        if head not in to_bake:
+            problem = bake.bake_problem(head, frames)
+            if problem is not None:
+                raise BatchError(f"{problem} (or render with --rebake to bake it here)")
             log(f"physface: {head.name} already baked ({head.physface.bake_path})")
-            continue
+    for head in to_bake:
+        if not head.physface.live:
+            bake.clear_bake(head)
         clock = time.perf_counter()
 
         def progress(done, total, name=head.name):
@@ -104,7 +112,7 @@ def configure_render(scene, engine: str, samples: int, percentage: int) -> str:
 
 def render_frames(
     blend: str | None, frames_text: str, out: str, engine: str = "CYCLES", samples: int = 32,
-    percentage: int = 100, log=print,
+    percentage: int = 100, log=print, rebake: bool = False,
 ) -> list[Path]:  # fmt: skip
     """Open (unless None: the current file), bake the heads, render each frame to PNG."""
     frames = parse_frames(frames_text)
@@ -116,7 +124,9 @@ def render_frames(
         raise BatchError("the scene has no PhysFace head; add one with Add ▸ Mesh ▸ PhysFace Head")
     if scene.camera is None:
         raise BatchError("the scene has no active camera to render from")
-    bake_heads(scene, frames, log)
+    if not bpy.data.filepath and any(h.physface.live or rebake for h in scene_heads(scene)):
+        raise BatchError("save the .blend first: the heads' bakes are stored beside it")
+    bake_heads(scene, frames, log, rebake)
     used = configure_render(scene, engine, samples, percentage)
     written = []
     for i, frame in enumerate(frames):

@@ -9,19 +9,17 @@ import bpy
 
 from ..sim.anatomy import JAW_LIMITS
 from ..sim.muscles import muscle_catalogue
+from ..sim.tolerances import PLAYBACK_TOLERANCE
+from . import live
 
 
 def _on_control_changed(self, context):
     """A control changed: re-simulate the current frame."""
-    from ..operators import live
-
     live.request_update(self.id_data)
 
 
 def _muscle_update(name: str):
     def update(self, context):
-        from ..operators import live
-
         live.mirror_muscle_edit(self.id_data, name)
         live.request_update(self.id_data)
 
@@ -29,8 +27,6 @@ def _muscle_update(name: str):
 
 
 def _on_settings_changed(self, context):
-    from ..operators import live
-
     live.forget_head(self.id_data)
     live.request_update(self.id_data)
 
@@ -118,7 +114,7 @@ class PHYSFACE_PG_head(bpy.types.PropertyGroup):
         description="Relative residual at which the solver stops (smaller: slower, exacter)",
         min=1e-6,
         max=0.1,
-        default=1e-3,
+        default=PLAYBACK_TOLERANCE,
         precision=5,
         update=_on_settings_changed,
     )
@@ -148,6 +144,12 @@ class PHYSFACE_PG_head(bpy.types.PropertyGroup):
         default="",
     )
     last_error: bpy.props.StringProperty(name="Error", default="", options={"SKIP_SAVE"})
+    last_warning: bpy.props.StringProperty(
+        name="Warning",
+        description="Control warnings of the last played frame (clamped values)",
+        default="",
+        options={"SKIP_SAVE"},
+    )
     simulation_ms: bpy.props.FloatProperty(name="Simulation", default=0.0, options={"SKIP_SAVE"})
     skin_ms: bpy.props.FloatProperty(name="Skin", default=0.0, options={"SKIP_SAVE"})
     write_ms: bpy.props.FloatProperty(name="Write", default=0.0, options={"SKIP_SAVE"})

@@ -13,7 +13,7 @@ import math
 import bpy
 import numpy as np
 
-from .live import ICT_ATTRIBUTE, SHAPE_KEY
+from .heads import ICT_ATTRIBUTE, SHAPE_KEY
 
 PARTS = {
     "head": ("face", "head_neck", "mouth_socket", "eye_socket_left", "eye_socket_right",
@@ -263,4 +263,27 @@ def create_head_objects(context, model, name: str = "PhysFace Head"):
             obj.scale = (0.01, 0.01, 0.01)
         else:
             obj.parent = head
+    return head
+
+
+def add_head(context, rig_preset: str, data_folder=None, progress=None):
+    """Load the face model and rig (building the rig on first use), add the head objects
+    at the 3D cursor, make the head active and play its current frame; returns the head.
+
+    Raises PhysFaceError when the data or the rig is missing; a playback error of the new
+    head is left in its ``last_error`` (as the frame handler does)."""
+    from ..sim.face_model import load_face_model
+    from ..sim.rig import load_rig
+    from . import live
+
+    model = load_face_model(data_folder)
+    load_rig(rig_preset, data_folder, progress=progress, with_hr=False)
+    head = create_head_objects(context, model)
+    with live.batch_edit(head, update=False):
+        head.physface.rig_preset = rig_preset
+    for obj in context.selected_objects:
+        obj.select_set(False)
+    head.select_set(True)
+    context.view_layer.objects.active = head
+    live.update_head(head, context.scene.frame_current)
     return head

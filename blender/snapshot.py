@@ -17,6 +17,8 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from ..sim.images import as_uint8, draw_text, read_png, text_height, write_png
+
 VIEW_YAW_DEGREES = {"front": 0.0, "three_quarter": -45.0, "side": -90.0}
 """Turn of the camera about +Y from the front (camera on +Z): side is from the subject's right."""
 
@@ -140,34 +142,30 @@ def contact_sheet(
         raise ValueError(f"{len(labels)} labels for {len(image_paths)} images")
     columns = max(1, min(int(columns), len(image_paths)))
     rows = math.ceil(len(image_paths) / columns)
-    tiles = [_read_png(path) for path in image_paths]
+    tiles = [_rgba(read_png(path)) for path in image_paths]
     cell_h = max(tile.shape[0] for tile in tiles)
     cell_w = max(tile.shape[1] for tile in tiles)
     label_h = max(14, cell_h // 14) if labels else 0
     row_h = cell_h + label_h
 
-    sheet = np.empty((rows * row_h, columns * cell_w, 4), dtype=np.float32)
-    sheet[...] = (*BACKGROUND_SRGB, 1.0)
+    sheet = np.empty((rows * row_h, columns * cell_w, 4), dtype=np.uint8)
+    sheet[...] = as_uint8((*BACKGROUND_SRGB, 1.0))
+    scale = max(1, int(label_h * 0.6) // text_height(1))
     for index, tile in enumerate(tiles):
         row, column = divmod(index, columns)
         top = row * row_h + label_h + (cell_h - tile.shape[0]) // 2
         left = column * cell_w + (cell_w - tile.shape[1]) // 2
         sheet[top : top + tile.shape[0], left : left + tile.shape[1]] = tile
         if labels:
-            strip = sheet[row * row_h : row * row_h + label_h]
-            strip[:, column * cell_w : (column + 1) * cell_w] = (*LABEL_STRIP_SRGB, 1.0)
-
+            strip = sheet[
+                row * row_h : row * row_h + label_h, column * cell_w : (column + 1) * cell_w
+            ]
+            strip[...] = as_uint8((*LABEL_STRIP_SRGB, 1.0))
+            baseline = (label_h - text_height(scale)) // 2
+            draw_text(strip, 3 * scale, baseline, str(labels[index]), (255, 255, 255, 255), scale)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    temp_path = _temp_path(out_path)
-    try:
-        _write_png(sheet, temp_path)
-        if labels:
-            _draw_labels(temp_path, labels, columns, cell_w, row_h, label_h)
-        os.replace(temp_path, out_path)
-    finally:
-        temp_path.unlink(missing_ok=True)
-    return out_path
+    return write_png(sheet, out_path)
 
 
 # --- Scene ------------------------------------------------------------------------------------
@@ -493,51 +491,8 @@ def _temp_path(path: Path) -> Path:
     return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
 
 
-def _read_png(path: Path) -> np.ndarray:
-    """A PNG as (H, W, 4) float32 display values in [0, 1], top row first."""
-    if not path.is_file():
-        raise FileNotFoundError(path)
-    image = bpy.data.images.load(str(path), check_existing=False)
-    try:
-        width, height = image.size
-        pixels = np.empty(width * height * 4, dtype=np.float32)
-        image.pixels.foreach_get(pixels)
-    finally:
-        bpy.data.images.remove(image)
-    return pixels.reshape(height, width, 4)[::-1]
-
-
-def _write_png(pixels: np.ndarray, path: Path) -> None:
-    """Save (H, W, 4) float display values in [0, 1], top row first, as an 8-bit RGBA PNG."""
-    height, width = pixels.shape[:2]
-    image = bpy.data.images.new(path.stem, width, height, alpha=True)
-    try:
-        image.pixels.foreach_set(np.ascontiguousarray(pixels[::-1], dtype=np.float32).ravel())
-        image.filepath_raw = str(path)
-        image.file_format = "PNG"
-        image.save()
-    finally:
-        bpy.data.images.remove(image)
-
-
-def _draw_labels(path: Path, labels, columns: int, cell_w: int, row_h: int, label_h: int):
-    """Write each label in white on its strip, rasterised by Blender's font library."""
-    import blf
-    import imbuf
-
-    image = imbuf.load(str(path))
-    height = image.size[1]
-    font = 0
-    size = max(9, int(label_h * 0.7))
-    try:
-        with blf.bind_imbuf(font, image):
-            blf.size(font, size)
-            blf.color(font, 1.0, 1.0, 1.0, 1.0)
-            for index, label in enumerate(labels):
-                row, column = divmod(index, columns)
-                baseline = height - row * row_h - label_h + (label_h - size) // 2 + 2
-                blf.position(font, column * cell_w + size // 2, baseline, 0.0)
-                blf.draw_buffer(font, str(label))
-        imbuf.write(image, filepath=str(path))
-    finally:
-        image.free()
+def _rgba(image: np.ndarray) -> np.ndarray:
+    """An (H, W, 3 or 4) uint8 image as RGBA."""
+    if image.shape[2] == 4:
+        return image
+    return np.concatenate([image, np.full((*image.shape[:2], 1), 255, np.uint8)], axis=2)
