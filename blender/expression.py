@@ -9,17 +9,11 @@ from .live import batch_edit
 EXPRESSION_ITEMS = tuple((name, name.title(), f"Set the {name} expression") for name in EXPRESSIONS)
 
 
-def muscle_action_units() -> dict[str, tuple[str, ...]]:
-    from ..sim.muscles import muscle_catalogue
-
-    return {entry.name: entry.action_units for entry in muscle_catalogue()}
-
-
 def apply_expression(head, name: str, keyframe_frame: int | None = None) -> None:
     """Set the head's sliders to an expression; keyframe them at a frame when given."""
     from ..sim.expressions import expression
 
-    chosen = expression(name, muscle_action_units())
+    chosen = expression(name)
     with batch_edit(head):
         _set_sliders(head, chosen, keyframe_frame)
 

@@ -1,10 +1,10 @@
 """Expression presets: muscle activations and jaw poses for named expressions.
 
-Built from FACS action units (ANATOMY.md, "Expressions as action units") through each
-muscle's action-unit list in ``data/muscles.toml``: an expression is a set of action
-units with intensities, and a muscle's activation is the strongest unit it serves.
-Eyelid units (AU5, AU43, AU45) are carried by orbicularis oculi only (no levator
-palpebrae in the rig); AU26/AU27 (jaw drop, mouth stretch) are jaw poses.
+Built from FACS action units (ANATOMY.md, "Expressions as action units") resolved to
+muscles exactly as the performances resolve them (``performances.unit_activations``:
+each muscle's action units in ``data/muscles.toml`` and the [units] of
+``data/performances.toml``, where lid closure AU43/AU45 reaches orbicularis oculi); a
+muscle's activation is the strongest unit it serves. AU26/AU27 are jaw poses.
 """
 
 from __future__ import annotations
@@ -44,14 +44,12 @@ class Expression:
     jaw: JawPose
 
 
-def expression(name: str, muscle_action_units: dict[str, tuple[str, ...]]) -> Expression:
-    """The named expression for muscles given as {muscle name: its action units}."""
+def expression(name: str, book=None) -> Expression:
+    """The named expression, its action units resolved to muscles by the performance
+    book (``performances.unit_activations``, default book when None)."""
+    from .performances import load_performance_book, unit_activations
+
     if name not in EXPRESSIONS:
         raise KeyError(f"Unknown expression {name!r}; choose one of {', '.join(EXPRESSIONS)}.")
     units, jaw = EXPRESSIONS[name]
-    activations = {}
-    for muscle, muscle_units in muscle_action_units.items():
-        strength = max((units.get(unit, 0.0) for unit in muscle_units), default=0.0)
-        if strength > 0:
-            activations[muscle] = strength
-    return Expression(activations, jaw)
+    return Expression(unit_activations(book or load_performance_book(), units), jaw)

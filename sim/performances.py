@@ -348,6 +348,14 @@ def _unit_strengths(book: PerformanceBook, units: dict[str, float]) -> np.ndarra
     return strengths
 
 
+def unit_activations(book: PerformanceBook, units: dict[str, float]) -> dict[str, float]:
+    """Muscle activations {name: value > 0} of action units {unit: intensity}: each muscle
+    takes the strongest unit it serves (its ``action_units`` in muscles.toml or the
+    book's [units]). The one resolution of action units, for presets and performances."""
+    strengths = _unit_strengths(book, units)
+    return {book.muscle_names[i]: float(strengths[i]) for i in np.flatnonzero(strengths > 0)}
+
+
 def _unit_jaw(book: PerformanceBook, units: dict[str, float]) -> np.ndarray:
     """(3,) jaw pose of the units (sum of the [jaw_units] poses times intensities)."""
     pose = np.zeros(3)
