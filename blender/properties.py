@@ -12,6 +12,10 @@ from ..sim.muscles import muscle_catalogue
 from ..sim.tolerances import PLAYBACK_TOLERANCE
 from . import live
 
+# The slider runs 0–1; a value typed or driven past 1 (up to this) reaches the playback
+# pipeline, which clamps it to 1 and says so in the panel (DESIGN.md, "Controls").
+ACTIVATION_HARD_MAX = 2.0
+
 
 def _on_control_changed(self, context):
     """A control changed: re-simulate the current frame."""
@@ -34,9 +38,14 @@ def _on_settings_changed(self, context):
 def _muscle_property(entry):
     return bpy.props.FloatProperty(
         name=entry.name.replace("_", " ").title().replace(" L", " (L)").replace(" R", " (R)"),
-        description=f"{entry.description} FACS {', '.join(entry.action_units)}. Activation 0–1",
+        description=(
+            f"{entry.description} FACS {', '.join(entry.action_units)}. Activation 0–1 "
+            "(a typed or driven value above 1 plays as 1, with a warning in the panel)"
+        ),
         min=0.0,
-        max=1.0,
+        max=ACTIVATION_HARD_MAX,
+        soft_min=0.0,
+        soft_max=1.0,
         default=0.0,
         subtype="FACTOR",
         update=_muscle_update(entry.name),

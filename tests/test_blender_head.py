@@ -13,6 +13,7 @@ from physface.sim.face_model import load_face_model
 from physface.sim.pc2 import read_pc2
 from physface.sim.playback import HeadPlayer
 from physface.sim.rig import load_rig
+from physface.sim.tolerances import PLAYBACK_TOLERANCE
 
 PRESET = "tiny"
 
@@ -226,3 +227,59 @@ def test_batch_render_fails_clearly(tmp_path, demo_blend):
     assert missing.returncode != 0 and "does not exist" in missing.stderr
     backwards = _run_render(demo_blend, "--frames", "5-1", "--out", tmp_path)
     assert backwards.returncode != 0 and "backwards" in backwards.stderr
+
+
+def _played_at_rest_start(bpy, head, frame: int = 5) -> np.ndarray:
+    """The head's shape-key positions at ``frame``, played from rest (a jump to it)."""
+    bpy.context.scene.frame_set(frame + 5)
+    bpy.context.scene.frame_set(frame)
+    assert head.physface.last_error == ""
+    return shape_key_positions(head).copy()
+
+
+def _sag(bpy, head, addon_module) -> np.ndarray:
+    """Mean displacement (3,) cm of the head's simulated skin, gravity on minus off."""
+    with addon_module.blender.live.batch_edit(head, update=False):
+        head.physface.tolerance = 1e-5
+        head.physface.max_iterations = 400
+        head.physface.gravity = False
+    off = _played_at_rest_start(bpy, head)
+    with addon_module.blender.live.batch_edit(head, update=False):
+        head.physface.gravity = True
+    on = _played_at_rest_start(bpy, head)
+    moved = np.linalg.norm(on - off, axis=1) > 1e-4
+    assert moved.sum() > 100, moved.sum()
+    return (on - off)[moved].mean(axis=0)
+
+
+@pytest.mark.parametrize(
+    ("rotation", "expected"),
+    [
+        ((np.pi / 2, 0.0, 0.0), (0.0, -1.0, 0.0)),  # upright (as added): down is ICT -Y
+        ((0.0, 0.0, 0.0), (0.0, 0.0, -1.0)),  # on its back, face up: toward the back, -Z
+    ],
+    ids=["upright", "on_its_back"],
+)
+def test_gravity_pulls_the_flesh_down_in_the_heads_orientation(
+    head, blender, addon_module, rotation, expected
+):
+    head.rotation_euler = rotation
+    sag = _sag(blender, head, addon_module)
+    direction = sag / np.linalg.norm(sag)
+    assert direction @ np.array(expected) > 0.8, direction
+
+
+def test_control_warnings_reach_the_panel(head, blender):
+    head.physface.activations.zygomaticus_major_L = 1.5  # typed past the slider's 0-1
+    assert "zygomaticus_major_L" in head.physface.last_warning
+    assert "clamped" in head.physface.last_warning
+    clamped = _played_at_rest_start(blender, head)
+    head.physface.activations.zygomaticus_major_L = 1.0
+    assert head.physface.last_warning == ""
+    np.testing.assert_allclose(_played_at_rest_start(blender, head), clamped, atol=1e-6)
+
+
+def test_live_tolerance_defaults_to_the_playback_tolerance(head, addon_module):
+    assert head.physface.tolerance == pytest.approx(PLAYBACK_TOLERANCE)
+    player = addon_module.blender.live._runtimes[head.session_uid].player
+    assert player.simulator.tolerance == pytest.approx(PLAYBACK_TOLERANCE)
