@@ -1,43 +1,71 @@
-"""The paired dataset: the same controls simulated on the LR lattice and the HR mesh.
+"""Generation of the paired dataset: the same controls simulated on the LR lattice and the
+HR mesh (Park et al. 2024 §4). The format and its readers are ``dataset_format`` (numpy
+only); this module plans the sequences, runs the simulator and writes the files.
 
-Park et al. 2024 §4: per sequence (four themes, and the §5.3 sequences beyond the training
-space) the controls are generated once and simulated at each resolution; the skin of every
-frame, the LR volume, the solver residuals and the metadata go to a folder of .npz and
-JSON readable with numpy alone (layout and schema: README "Dataset").
-
-Generation spreads the (sequence, resolution) tasks over processes ('spawn'; each worker
-loads the rig from the cache and runs Warp on the CPU) and survives interruption: frames
-are written in chunks, each chunk atomically, followed by a checkpoint of the simulator
-state after its last frame and a manifest that commits both. A resumed run verifies the
+Per sequence (four themes, and the §5.3 sequences beyond the training space) the controls
+are generated once and simulated at each resolution. Generation spreads the (sequence,
+resolution) tasks over processes ('spawn'; each worker loads the rig from the cache, with
+the run's data folder, and runs Warp on the CPU) and survives interruption: frames are
+written in chunks, each chunk atomically, followed by a checkpoint of the simulator state
+after its last frame and a manifest that commits both. A resumed run verifies the
 committed chunks by SHA-256, warm-starts from the checkpoint and produces the same bytes
 as an uninterrupted run; a finished sequence is joined into one file.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
+import math
+import numbers
 import os
 import platform
 import shutil
+import signal
 import time
 import traceback
-import zipfile
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .cache import atomic_path, cache_root, content_key
-from .errors import DataError
+from .cache import cache_root, content_key
+from .dataset_format import (
+    FORMAT,
+    RESOLUTIONS,
+    file_sha256,
+    frames_done,
+    manifest_path,
+    mean_seconds,
+    read_controls,
+    read_json,
+    read_npz,
+    write_json,
+    write_npz,
+)
+from .errors import DataError, PhysFaceError
+from .tolerances import TRAINING_TOLERANCE
 
-FORMAT = "physface-dataset/1"
-RESOLUTIONS = ("lr", "hr")
-TRAINING_TOLERANCE = 2e-4  # as simulator.TRAINING_TOLERANCE, without importing Warp here
-_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-_SIMULATION_SOURCES = ("simulator.py", "solver_kernels.py", "controls.py")
+# Sources whose change changes the simulated frames (a resumed run must not mix versions);
+# files not present are skipped, so a module split keeps the key meaningful.
+_SIMULATION_SOURCES = (
+    "simulator.py",
+    "solver_kernels.py",
+    "controls.py",
+    "contacts.py",
+    "skin_stage.py",
+)
+
+
+class SettingsError(PhysFaceError, ValueError):
+    """A dataset setting that cannot work (a chunk of 0 frames, a negative seed, …)."""
+
+
+def _check_integer(name: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise SettingsError(
+            f"The dataset setting {name} must be a whole number of at least {minimum}, "
+            f"not {value!r}."
+        )
 
 
 @dataclass(frozen=True)
@@ -45,7 +73,8 @@ class DatasetSettings:
     """What changes the data: rig preset, seed and variants per theme, an optional length
     for every sequence (None: each sequence's own), and the solver's tolerance (relative
     residual, see simulator) and iteration cap. ``chunk_frames`` only sets how often a run
-    commits (the unit of resume), not the data."""
+    commits (the unit of resume), not the data. Every field is checked on construction,
+    so a bad value is refused before anything is written."""
 
     preset: str = "default"
     seed: int = 0
@@ -59,91 +88,47 @@ class DatasetSettings:
     max_iterations: int = 100
     chunk_frames: int = 8
 
+    def __post_init__(self):
+        if not isinstance(self.preset, str) or not self.preset:
+            raise SettingsError(f"The dataset setting preset must be a name, not {self.preset!r}.")
+        _check_integer("seed", self.seed, 0)
+        _check_integer("variants", self.variants, 1)
+        if self.frames is not None:
+            _check_integer("frames", self.frames, 1)
+        _check_integer("max_iterations", self.max_iterations, 1)
+        _check_integer("chunk_frames", self.chunk_frames, 1)
+        tolerance = self.tolerance
+        if (
+            isinstance(tolerance, bool)
+            or not isinstance(tolerance, numbers.Real)
+            or not math.isfinite(tolerance)
+            or not 0.0 < tolerance < 1.0
+        ):
+            raise SettingsError(
+                "The dataset setting tolerance (relative solver residual) must be a number "
+                f"between 0 and 1, such as {TRAINING_TOLERANCE:g}, not {tolerance!r}."
+            )
+
     def identity(self) -> dict:
+        """The settings that the data depends on (all but ``chunk_frames``)."""
         values = asdict(self)
         values.pop("chunk_frames")
         return values
 
 
-# --- files ---------------------------------------------------------------------------------
-
-
-def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> str:
-    """Write an uncompressed .npz atomically with fixed timestamps, so the same arrays give
-    the same bytes; returns the file's SHA-256."""
-    with atomic_path(Path(path)) as tmp:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-            for name, array in arrays.items():
-                buffer = io.BytesIO()
-                np.lib.format.write_array(buffer, np.asarray(array), allow_pickle=False)
-                archive.writestr(zipfile.ZipInfo(f"{name}.npy", _ZIP_DATE), buffer.getvalue())
-        digest = file_sha256(tmp)
-    return digest
-
-
-def file_sha256(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            hasher.update(block)
-    return hasher.hexdigest()
-
-
-def write_json(path: Path, value) -> None:
-    with atomic_path(Path(path)) as tmp:
-        tmp.write_text(json.dumps(value, indent=1) + "\n", encoding="utf-8")
-
-
-def read_npz(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as stored:
-        return {name: stored[name] for name in stored.files}
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-# --- reading (numpy and json only; README "Dataset") -----------------------------------------
-
-
-def read_dataset(path: str | Path) -> dict:
-    """The folder's ``dataset.json``."""
-    meta = _read_json(Path(path) / "dataset.json")
-    if meta is None or meta.get("format") != FORMAT:
-        raise DataError(
-            f"{path} holds no PhysFace dataset ({FORMAT}); generate one with "
-            "`python -m physface dataset --out DIR`."
-        )
-    return meta
-
-
-def read_sequence(path: str | Path, name: str, resolution: str, partial: bool = True) -> dict:
-    """Frames of one sequence at one resolution: skin (F, V, 3) float32 cm, residual (F,),
-    iterations (F,), converged (F,), penetration_cm (F,), and for LR volume (F, N, 3).
-    A sequence still being generated gives its committed frames when ``partial``."""
-    folder = Path(path) / name
-    manifest = _read_json(folder / f"{resolution}.json")
-    if manifest is None:
-        raise DataError(f"No {resolution.upper()} frames of {name!r} in {path}.")
-    if manifest.get("complete"):
-        return read_npz(folder / manifest["file"])
-    if not partial or not manifest["chunks"]:
-        raise DataError(f"The {resolution.upper()} frames of {name!r} are not finished.")
-    parts = [read_npz(folder / chunk["file"]) for chunk in manifest["chunks"]]
-    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
-
-
-def read_controls(path: str | Path, name: str):
-    """The sequence's controls as a Performance (see performances.Performance)."""
-    from .performances import Performance
-
-    return Performance.from_arrays(name, read_npz(Path(path) / name / "controls.npz"))
-
-
 # --- planning ------------------------------------------------------------------------------
+
+
+def plan_names(settings: DatasetSettings) -> list[str]:
+    """The names of the dataset's sequences in order (no rig or face model needed)."""
+    from .performances import GENERALISATION, THEMES
+
+    names = [
+        theme if variant == 0 else f"{theme}_v{variant}"
+        for theme in THEMES
+        for variant in range(settings.variants)
+    ]
+    return names + list(GENERALISATION)
 
 
 def plan_performances(settings: DatasetSettings, model, anatomy, book=None) -> list:
@@ -179,7 +164,9 @@ def simulation_code_key() -> str:
     import warp
 
     here = Path(__file__).parent
-    parts = [(here / name).read_bytes().hex() for name in _SIMULATION_SOURCES]
+    parts = [
+        (here / name).read_bytes().hex() for name in _SIMULATION_SOURCES if (here / name).is_file()
+    ]
     return content_key(*parts, np.__version__, scipy.__version__, warp.config.version)
 
 
@@ -198,8 +185,11 @@ class Orphaned(Exception):
     """A worker whose run has ended (its parent process died): it must not commit."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Task:
+    """One sequence at one resolution, with everything a worker process needs to simulate
+    it exactly as the run that planned it (the rig, code and controls it must find)."""
+
     out_dir: str
     sequence: str
     resolution: str
@@ -215,7 +205,7 @@ class Task:
     data_folder: str | None = None
 
 
-_PROCESS: dict = {"rigs": {}, "simulators": {}, "queue": None, "parent": None}
+_PROCESS: dict = {"rigs": {}, "simulators": {}, "stages": {}, "queue": None, "parent": None}
 
 
 def check_parent() -> None:
@@ -257,12 +247,15 @@ def exclusive_folder(out_dir: Path):
 
 
 def _rig_for(task: Task):
+    """The task's rig, loaded once per process from the run's data folder, checked against
+    the rig and code the run started with."""
     from .rig import load_rig
 
     key = (task.preset, task.with_hr, task.data_folder)
     if key not in _PROCESS["rigs"]:
         _PROCESS["rigs"][key] = load_rig(task.preset, task.data_folder, with_hr=task.with_hr)
         _PROCESS["simulators"].clear()
+        _PROCESS["stages"].clear()
     rig = _PROCESS["rigs"][key]
     if _PROCESS.setdefault("code_key", simulation_code_key()) != task.code_key:
         raise DataError(
@@ -306,10 +299,21 @@ def _simulator_for(task: Task, performance):
     return simulator
 
 
+def _skin_stage_for(task: Task):
+    """The embedded skin stage of the task's rig and resolution, one per process."""
+    from .skin_stage import EmbeddedSkinStage
+
+    key = (task.rig_key, task.resolution)
+    if key not in _PROCESS["stages"]:
+        _PROCESS["stages"][key] = EmbeddedSkinStage(_rig_for(task), task.resolution)
+    return _PROCESS["stages"][key]
+
+
 def forget_process_cache() -> None:
-    """Drop this process's cached rigs and simulators (tests: a fresh worker)."""
+    """Drop this process's cached rigs, simulators and skin stages (tests: a fresh worker)."""
     _PROCESS["rigs"].clear()
     _PROCESS["simulators"].clear()
+    _PROCESS["stages"].clear()
     _PROCESS.pop("code_key", None)
 
 
@@ -338,7 +342,7 @@ def _committed(folder: Path, task: Task) -> tuple[dict, str]:
     """The manifest to continue from, its committed chunks verified: (manifest, note).
     Chunks that fail verification and everything after them are dropped; without a
     checkpoint at the end of the verified chunks the task starts over."""
-    manifest = _read_json(folder / f"{task.resolution}.json")
+    manifest = read_json(folder / f"{task.resolution}.json")
     fresh = _new_manifest(task)
     if manifest is None:
         return fresh, ""
@@ -377,9 +381,12 @@ def _committed(folder: Path, task: Task) -> tuple[dict, str]:
     return manifest, note
 
 
-def _frame_record(simulator, result, resolution: str) -> dict[str, np.ndarray]:
+def _frame_record(stage, result, resolution: str) -> dict[str, np.ndarray]:
+    """One frame's arrays: every ICT vertex from the skin stage, the solver's report, and
+    for LR the volume."""
+    skin = stage(result.volume_positions, result.head_transform, result.jaw_transform)
     record = {
-        "skin": simulator.ict_positions(result).astype(np.float32),
+        "skin": np.array(skin, dtype=np.float32),  # a copy: the stage reuses its buffer
         "residual": np.float32(result.residual),
         "iterations": np.int32(result.iterations),
         "converged": np.bool_(result.converged),
@@ -394,19 +401,85 @@ def _stack(records: list[dict]) -> dict[str, np.ndarray]:
     return {key: np.stack([r[key] for r in records]) for key in records[0]}
 
 
-def _tidy_parts(folder: Path, parts: Path, keep: set[str]) -> None:
-    """Remove files in the parts folder that the manifest does not reference."""
+def _tidy_parts(folder: Path, resolution: str, keep: set[str]) -> None:
+    """Remove files in the parts folder that the manifest does not reference, and the
+    temporary manifests of a killed write."""
+    parts = folder / f"{resolution}.parts"
     if parts.is_dir():
         for path in parts.iterdir():
             if path.relative_to(folder).as_posix() not in keep:
                 path.unlink(missing_ok=True)
+    for path in folder.glob(f".{resolution}.json.*.tmp"):
+        path.unlink(missing_ok=True)
 
 
-def _mean_seconds(manifest: dict, start: int, stop: int) -> float | None:
-    """Mean simulation seconds per frame over [start, stop), without the cold frames."""
-    cold = set(manifest.get("cold_frames", []))
-    seconds = [s for f, s in enumerate(manifest["seconds"][start:stop], start) if f not in cold]
-    return float(np.mean(seconds)) if seconds else None
+def _referenced(manifest: dict) -> set[str]:
+    keep = {c["file"] for c in manifest["chunks"]}
+    if manifest["checkpoint"]:
+        keep.add(manifest["checkpoint"]["file"])
+    return keep
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.time() > deadline
+
+
+class _Ticker:
+    """Counts a task's frames: the summary, the progress callback and the test hook that
+    stops the run like a kill after ``interrupt_after`` frames."""
+
+    def __init__(self, task: Task, summary: dict, progress, interrupt_after: int | None):
+        self.task, self.summary = task, summary
+        self.progress, self.interrupt_after = progress, interrupt_after
+
+    def __call__(self, frame: int) -> None:
+        self.summary["computed"] += 1
+        if self.progress is not None:
+            self.progress(1)
+        if self.interrupt_after is not None and self.summary["computed"] >= self.interrupt_after:
+            raise Interrupted(f"{self.task.sequence} {self.task.resolution} after frame {frame}")
+
+
+def _simulate(task, simulator, stage, performance, manifest, start, stop, tick) -> list[dict]:
+    """Frames [start, stop): step, skin, and record timings and warnings in the manifest."""
+    records = []
+    for frame in range(start, stop):
+        check_parent()
+        clock = time.perf_counter()
+        result = simulator.step(performance.controls(frame))
+        records.append(_frame_record(stage, result, task.resolution))
+        manifest["seconds"].append(round(time.perf_counter() - clock, 4))
+        if not _PROCESS.get("warm"):  # this process's first step also loaded Warp's kernels
+            manifest["cold_frames"].append(frame)
+            _PROCESS["warm"] = True
+        manifest["warnings"] += len(result.warnings)
+        tick(frame)
+    return records
+
+
+def _commit_chunk(folder: Path, task: Task, manifest: dict, records, start, stop, simulator):
+    """Write the chunk and the checkpoint after it, then commit both by the manifest."""
+    check_parent()
+    name = f"{task.resolution}.parts/chunk_{start:05d}.npz"
+    digest = write_npz(folder / name, _stack(records))
+    checkpoint = f"{task.resolution}.parts/checkpoint_{stop:05d}.npz"
+    checkpoint_digest = write_npz(folder / checkpoint, simulator.state().to_arrays())
+    manifest["chunks"].append({"file": name, "start": start, "stop": stop, "sha256": digest})
+    manifest["checkpoint"] = {"file": checkpoint, "frame": stop, "sha256": checkpoint_digest}
+    write_json(folder / f"{task.resolution}.json", manifest)  # the commit
+    _tidy_parts(folder, task.resolution, _referenced(manifest))
+
+
+def _join(folder: Path, task: Task, manifest: dict) -> None:
+    """Join a finished task's chunks into one file, commit it and remove the parts."""
+    joined = [read_npz(folder / c["file"]) for c in manifest["chunks"]]
+    final = f"{task.resolution}.npz"
+    manifest["sha256"] = write_npz(
+        folder / final, {key: np.concatenate([j[key] for j in joined]) for key in joined[0]}
+    )
+    manifest.update(complete=True, file=final, chunks=[], checkpoint=None)
+    write_json(folder / f"{task.resolution}.json", manifest)
+    shutil.rmtree(folder / f"{task.resolution}.parts", ignore_errors=True)
 
 
 def run_task(
@@ -417,8 +490,6 @@ def run_task(
     per frame; past ``deadline`` (time.time()) the task stops after its current chunk;
     ``interrupt_after`` frames (tests) raises Interrupted before the chunk is written."""
     folder = Path(task.out_dir) / task.sequence
-    parts = folder / f"{task.resolution}.parts"
-    manifest_path = folder / f"{task.resolution}.json"
     manifest, note = _committed(folder, task)
     summary = {
         "sequence": task.sequence,
@@ -430,63 +501,29 @@ def run_task(
     if note == "complete":
         summary.update(complete=True, note="")
         return summary
-    keep = {c["file"] for c in manifest["chunks"]}
-    if manifest["checkpoint"]:
-        keep.add(manifest["checkpoint"]["file"])
-    _tidy_parts(folder, parts, keep)
-    start = manifest["chunks"][-1]["stop"] if manifest["chunks"] else 0
-    if deadline is not None and time.time() > deadline:
-        summary["done"] = start
+    _tidy_parts(folder, task.resolution, _referenced(manifest))
+    start = frame = frames_done(manifest, task.frames)
+    summary["done"] = start
+    if _past(deadline):
         return summary
     performance = read_controls(task.out_dir, task.sequence)
     simulator = _simulator_for(task, performance)
+    stage = _skin_stage_for(task)
     if start:
-        simulator.set_state(read_npz(folder / manifest["checkpoint"]["file"]))
-    chunk = int(manifest["chunk_frames"])
-    frame = start
-    while frame < task.frames:
-        if deadline is not None and time.time() > deadline:
-            break
-        stop = min(frame + chunk, task.frames)
-        records = []
-        for f in range(frame, stop):
-            check_parent()
-            clock = time.perf_counter()
-            result = simulator.step(performance.controls(f))
-            records.append(_frame_record(simulator, result, task.resolution))
-            manifest["seconds"].append(round(time.perf_counter() - clock, 4))
-            if not _PROCESS.get("warm"):  # this process's first step also loaded Warp's kernels
-                manifest["cold_frames"].append(f)
-                _PROCESS["warm"] = True
-            manifest["warnings"] += len(result.warnings)
-            summary["computed"] += 1
-            if progress is not None:
-                progress(1)
-            if interrupt_after is not None and summary["computed"] >= interrupt_after:
-                raise Interrupted(f"{task.sequence} {task.resolution} after frame {f}")
-        check_parent()
-        name = f"{task.resolution}.parts/chunk_{frame:05d}.npz"
-        digest = write_npz(folder / name, _stack(records))
-        checkpoint = f"{task.resolution}.parts/checkpoint_{stop:05d}.npz"
-        checkpoint_digest = write_npz(folder / checkpoint, simulator.state())
-        manifest["chunks"].append({"file": name, "start": frame, "stop": stop, "sha256": digest})
-        manifest["checkpoint"] = {"file": checkpoint, "frame": stop, "sha256": checkpoint_digest}
-        write_json(manifest_path, manifest)  # the commit
-        _tidy_parts(folder, parts, {c["file"] for c in manifest["chunks"]} | {checkpoint})
-        frame = stop
-    summary["seconds_per_frame"] = _mean_seconds(manifest, start, frame)
-    if frame < task.frames:
-        summary["done"] = frame
-        return summary
-    joined = [read_npz(folder / c["file"]) for c in manifest["chunks"]]
-    final = f"{task.resolution}.npz"
-    manifest["sha256"] = write_npz(
-        folder / final, {key: np.concatenate([j[key] for j in joined]) for key in joined[0]}
-    )
-    manifest.update(complete=True, file=final, chunks=[], checkpoint=None)
-    write_json(manifest_path, manifest)
-    shutil.rmtree(parts, ignore_errors=True)
-    summary.update(complete=True, done=frame)
+        from .simulator import SimulatorState
+
+        checkpoint = read_npz(folder / manifest["checkpoint"]["file"])
+        simulator.set_state(SimulatorState.from_arrays(checkpoint))
+    tick = _Ticker(task, summary, progress, interrupt_after)
+    while frame < task.frames and not _past(deadline):
+        stop = min(frame + int(manifest["chunk_frames"]), task.frames)
+        records = _simulate(task, simulator, stage, performance, manifest, frame, stop, tick)
+        _commit_chunk(folder, task, manifest, records, frame, stop, simulator)
+        frame = summary["done"] = stop
+    summary["seconds_per_frame"] = mean_seconds(manifest, start, frame)
+    if frame == task.frames:
+        _join(folder, task, manifest)
+        summary["complete"] = True
     return summary
 
 
@@ -500,13 +537,18 @@ def _run_task_reporting(task: Task, deadline):
         return {
             "sequence": task.sequence,
             "resolution": task.resolution,
-            "error": f"{type(error).__name__}: {error}\n{traceback.format_exc()}",
+            "error": f"{type(error).__name__}: {error}",
+            "traceback": traceback.format_exc(),
         }
 
 
 def _worker_init(queue, parent: int) -> None:
+    """Pool worker set-up: quiet Warp, the parent's tick queue and pid. Ctrl-C reaches the
+    whole process group; the parent alone answers it (and ends the pool), so a worker
+    ignores SIGINT instead of printing a traceback of its own."""
     import warp as wp
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     wp.config.quiet = True
     _PROCESS["queue"] = queue
     _PROCESS["parent"] = parent
@@ -586,19 +628,18 @@ def _check_or_write(path: Path, arrays: dict) -> str:
     return digest
 
 
-def _dataset_rig(preset: str, data_folder, need_hr: bool):
-    """The full rig (LR and HR: one rig key per dataset, whichever resolutions a run asks
-    for); the LR-only rig only where the HR mesh cannot be built and only LR is asked for."""
-    from importlib.util import find_spec
-
+def _dataset_rig(preset: str, data_folder):
+    """The full rig (LR and HR): one rig key per dataset, whichever resolutions a run asks
+    for, so LR and HR runs of one folder always agree."""
     from .rig import load_rig
 
-    if find_spec(f"{__package__}.hr_mesh") is None and not need_hr:
-        return load_rig(preset, data_folder, with_hr=False)
     try:
         return load_rig(preset, data_folder, with_hr=True)
     except ImportError as error:
-        raise DataError(f"The HR mesh cannot be built here ({error}).") from error
+        raise DataError(
+            f"The HR mesh cannot be built here ({error}); install the packages of "
+            "requirements.txt (pytetwild)."
+        ) from error
 
 
 @dataclass
@@ -609,6 +650,116 @@ class DatasetRun:
     meta: dict
     tasks: list[dict]
     seconds: float
+
+
+def _check_request(out_dir: Path, settings, resolutions, sequences, workers) -> list[str]:
+    """Refuse a request that cannot work before loading or writing anything; returns the
+    chosen sequence names in plan order."""
+    from .rig import PRESETS
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError(
+            f"The dataset folder {out_dir} is a file; name a new folder or an existing dataset."
+        )
+    if settings.preset not in PRESETS:
+        raise SettingsError(
+            f"Unknown rig preset {settings.preset!r}; choose one of {', '.join(PRESETS)}."
+        )
+    unknown = [r for r in resolutions if r not in RESOLUTIONS]
+    if unknown or not resolutions:
+        raise SettingsError(f"Resolutions {unknown or list(resolutions)}: use lr and/or hr.")
+    if workers is not None:
+        _check_integer("workers", workers, 0)
+    names = plan_names(settings)
+    chosen = list(sequences) if sequences else names
+    missing = [s for s in chosen if s not in names]
+    if missing:
+        raise SettingsError(f"Unknown sequences {missing}; the dataset has {', '.join(names)}.")
+    return [name for name in names if name in chosen]
+
+
+def _refuse_another_dataset(out_dir: Path, meta: dict) -> bool:
+    """Refuse a folder holding a dataset made otherwise; True when the folder is new."""
+    old = read_json(out_dir / "dataset.json")
+    if old is None:
+        return True
+    changed = []
+    for key, value in meta.items():
+        if isinstance(value, dict) and isinstance(old.get(key), dict):
+            changed += [f"{key}.{k}" for k in value if old[key].get(k) != value[k]]
+        elif old.get(key) != value:
+            changed.append(key)
+    if changed:
+        raise DataError(
+            f"{out_dir} holds a dataset made with other {', '.join(changed)}; generate "
+            "into a new folder, or delete the old one to start over."
+        )
+    return False
+
+
+def _write_inputs(out_dir: Path, rig, model, performances, chosen, resolutions, common) -> list:
+    """Write (or check) rest.npz and each chosen sequence's controls; one Task per chosen
+    sequence and resolution. ``common`` holds the Task fields shared by all."""
+    _check_or_write(out_dir / "rest.npz", _rest_arrays(rig, model))
+    tasks = []
+    for performance in performances:
+        if performance.name not in chosen:
+            continue
+        controls_sha256 = _check_or_write(
+            out_dir / performance.name / "controls.npz", performance.to_arrays()
+        )
+        for resolution in resolutions:
+            tasks.append(
+                Task(
+                    sequence=performance.name,
+                    resolution=resolution,
+                    frames=performance.frames,
+                    controls_sha256=controls_sha256,
+                    **common,
+                )
+            )
+    return tasks
+
+
+def _ordered(tasks: list[Task]) -> list[Task]:
+    """LR first (minutes for all of it, so a run cut short has every LR sequence), then HR
+    longest first so that the last tasks to finish are short."""
+    return sorted(tasks, key=lambda t: (t.resolution == "hr", -t.frames))
+
+
+def _frames_left(task: Task) -> int:
+    return task.frames - frames_done(
+        read_json(manifest_path(task.out_dir, task.sequence, task.resolution)), task.frames
+    )
+
+
+def _run_tasks(tasks, workers, progress: bool, deadline, interrupt_after) -> list[dict]:
+    """Run the tasks in this process (``workers`` ≤ 1) or on a pool, with a progress bar."""
+    from tqdm import tqdm
+
+    left = [_frames_left(task) for task in tasks]
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    workers = max(0, min(workers, sum(1 for n in left if n)))
+    bar = tqdm(total=sum(left), unit="frame", desc="dataset", disable=not progress, smoothing=0.05)
+    try:
+        if workers > 1:
+            return _run_pool(tasks, workers, bar, deadline)
+        summaries = []
+        for task in tasks:
+            bar.set_postfix_str(f"{task.sequence} {task.resolution}")
+            summaries.append(run_task(task, bar.update, deadline, interrupt_after))
+        return summaries
+    finally:
+        bar.close()
+
+
+def _raise_failures(summaries: list[dict]) -> None:
+    """One DataError for the tasks that failed: a line each first, then the tracebacks."""
+    failed = [s for s in summaries if "error" in s]
+    if failed:
+        lines = "; ".join(f"{s['sequence']} {s['resolution']}: {s['error']}" for s in failed)
+        details = "\n".join(s.get("traceback", "") for s in failed)
+        raise DataError(f"{len(failed)} task(s) failed, the others are kept: {lines}\n{details}")
 
 
 def generate_dataset(
@@ -624,107 +775,43 @@ def generate_dataset(
 ) -> DatasetRun:
     """Generate (or resume) the dataset in ``out_dir``: every sequence of the plan (or the
     named ``sequences``) at each resolution. ``workers`` processes (None: one per core, at
-    most one per task; 0 or 1: in this process). A folder started with other settings,
-    rig or code is refused. ``interrupt_after`` (tests, in-process) stops the run like a
-    kill after that many frames."""
+    most one per task; 0 or 1: in this process). A request that cannot work is refused
+    before anything is written; a folder started with other settings, rig or code is
+    refused. ``interrupt_after`` (tests, in-process) stops the run like a kill after that
+    many frames."""
     import warp as wp
 
     from .face_model import load_face_model
 
     clock = time.perf_counter()
-    out_dir = Path(out_dir)
-    resolutions = tuple(resolutions)
-    unknown = [r for r in resolutions if r not in RESOLUTIONS]
-    if unknown or not resolutions:
-        raise DataError(f"Resolutions {unknown or resolutions}: use lr and/or hr.")
+    out_dir, resolutions = Path(out_dir), tuple(resolutions)
+    chosen = _check_request(out_dir, settings, resolutions, sequences, workers)
     wp.config.quiet = True
-    rig = _dataset_rig(settings.preset, data_folder, "hr" in resolutions)
-    with_hr = rig.hr is not None
+    rig = _dataset_rig(settings.preset, data_folder)
     model = load_face_model(data_folder)
     performances = plan_performances(settings, model, rig.anatomy)
-    names = [p.name for p in performances]
-    chosen = list(sequences) if sequences else names
-    missing = [s for s in chosen if s not in names]
-    if missing:
-        raise DataError(f"Unknown sequences {missing}; the dataset has {', '.join(names)}.")
     code_key = simulation_code_key()
     meta = _dataset_meta(settings, rig, model, performances, code_key)
+    common = {
+        "out_dir": str(out_dir),
+        "preset": settings.preset,
+        "with_hr": rig.hr is not None,
+        "rig_key": rig.key,
+        "code_key": code_key,
+        "tolerance": settings.tolerance,
+        "max_iterations": settings.max_iterations,
+        "chunk_frames": settings.chunk_frames,
+        "data_folder": None if data_folder is None else str(data_folder),
+    }
     out_dir.mkdir(parents=True, exist_ok=True)
     with exclusive_folder(out_dir):
-        old = _read_json(out_dir / "dataset.json")
-        if old is not None:
-            changed = []
-            for key, value in meta.items():
-                if isinstance(value, dict) and isinstance(old.get(key), dict):
-                    changed += [f"{key}.{k}" for k in value if old[key].get(k) != value[k]]
-                elif old.get(key) != value:
-                    changed.append(key)
-            if changed:
-                raise DataError(
-                    f"{out_dir} holds a dataset made with other {', '.join(changed)}; generate "
-                    "into a new folder, or delete the old one to start over."
-                )
-        _check_or_write(out_dir / "rest.npz", _rest_arrays(rig, model))
-        tasks = []
-        for performance in performances:
-            if performance.name not in chosen:
-                continue
-            controls_digest = _check_or_write(
-                out_dir / performance.name / "controls.npz", performance.to_arrays()
-            )
-            for resolution in resolutions:
-                tasks.append(
-                    Task(
-                        str(out_dir),
-                        performance.name,
-                        resolution,
-                        performance.frames,
-                        settings.preset,
-                        with_hr,
-                        rig.key,
-                        code_key,
-                        controls_digest,
-                        settings.tolerance,
-                        settings.max_iterations,
-                        settings.chunk_frames,
-                        data_folder,
-                    )
-                )
-        if old is None:
+        new = _refuse_another_dataset(out_dir, meta)
+        tasks = _write_inputs(out_dir, rig, model, performances, chosen, resolutions, common)
+        if new:
             write_json(out_dir / "dataset.json", meta)
-        # LR first (minutes for all of it, so a run cut short has every LR sequence), then HR
-        # longest first so that the last tasks to finish are short.
-        tasks.sort(key=lambda t: (t.resolution == "hr", -t.frames))
-        todo = []
-        for task in tasks:
-            manifest = _read_json(out_dir / task.sequence / f"{task.resolution}.json")
-            done = 0
-            if manifest and manifest.get("complete"):
-                done = task.frames
-            elif manifest:
-                done = manifest["chunks"][-1]["stop"] if manifest.get("chunks") else 0
-            todo.append((task, task.frames - done))
-        total = sum(left for _, left in todo)
-        workers = (os.cpu_count() or 1) if workers is None else workers
-        workers = max(0, min(workers, sum(1 for _, left in todo if left)))
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, unit="frame", desc="dataset", disable=not progress, smoothing=0.05)
-        try:
-            if workers <= 1:
-                summaries = []
-                for task, _ in todo:
-                    bar.set_postfix_str(f"{task.sequence} {task.resolution}")
-                    summaries.append(run_task(task, bar.update, deadline, interrupt_after))
-            else:
-                summaries = _run_pool([task for task, _ in todo], workers, bar, deadline)
-        finally:
-            bar.close()
-        failed = [s for s in summaries if "error" in s]
-        if failed:
-            details = "\n".join(f"{s['sequence']} {s['resolution']}: {s['error']}" for s in failed)
-            raise DataError(f"{len(failed)} task(s) failed; the others are kept.\n{details}")
-        return DatasetRun(out_dir, meta, summaries, time.perf_counter() - clock)
+        summaries = _run_tasks(_ordered(tasks), workers, progress, deadline, interrupt_after)
+    _raise_failures(summaries)
+    return DatasetRun(out_dir, meta, summaries, time.perf_counter() - clock)
 
 
 def _run_pool(tasks: list[Task], workers: int, bar, deadline) -> list[dict]:
@@ -745,7 +832,7 @@ def _run_pool(tasks: list[Task], workers: int, bar, deadline) -> list[dict]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    with pool:
+    with pool:  # leaving it (also by Ctrl-C) terminates the workers; commits are atomic
         pending = [pool.apply_async(_run_task_reporting, (task, deadline)) for task in tasks]
         while not all(p.ready() for p in pending):
             try:
@@ -760,52 +847,24 @@ def _run_pool(tasks: list[Task], workers: int, bar, deadline) -> list[dict]:
         return [p.get() for p in pending]
 
 
-def dataset_status(out_dir: str | Path) -> list[dict]:
-    """Per sequence and resolution of the folder's rig (LR, and HR when it has one):
-    frames committed, total, complete, mean seconds per frame (from the manifests)."""
-    out_dir = Path(out_dir)
-    meta = read_dataset(out_dir)
-    rows = []
-    for sequence in meta["sequences"]:
-        for resolution in (r for r in RESOLUTIONS if r in meta["meshes"]):
-            manifest = _read_json(out_dir / sequence["name"] / f"{resolution}.json") or {}
-            done = 0
-            if manifest.get("complete"):
-                done = sequence["frames"]
-            elif manifest.get("chunks"):
-                done = manifest["chunks"][-1]["stop"]
-            rows.append(
-                {
-                    "sequence": sequence["name"],
-                    "resolution": resolution,
-                    "done": done,
-                    "frames": sequence["frames"],
-                    "complete": bool(manifest.get("complete")),
-                    "seconds_per_frame": _mean_seconds(manifest, 0, done) if manifest else None,
-                    "warnings": manifest.get("warnings", 0),
-                }
-            )
-    return rows
-
-
 def machine_description() -> str:
+    """Host, architecture, core count and system, for timing reports."""
     return f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, {platform.system()}"
 
 
 __all__ = [
-    "FORMAT",
-    "RESOLUTIONS",
     "DatasetRun",
     "DatasetSettings",
     "Interrupted",
+    "Orphaned",
+    "SettingsError",
     "Task",
-    "dataset_status",
+    "exclusive_folder",
+    "forget_process_cache",
     "generate_dataset",
+    "machine_description",
+    "plan_names",
     "plan_performances",
-    "read_controls",
-    "read_dataset",
-    "read_npz",
-    "read_sequence",
     "run_task",
-    "write_npz",
+    "simulation_code_key",
 ]

@@ -168,7 +168,7 @@ def test_generalisation_sequences(book):
 
 
 def test_format_round_trip_with_numpy_alone(straight, settings, book):
-    from physface.sim.dataset import read_controls, read_sequence
+    from physface.sim.dataset_format import read_controls, read_sequence
 
     meta = json.loads((straight / "dataset.json").read_text())
     assert meta["format"] == "physface-dataset/1" and meta["preset"] == "tiny"
@@ -212,12 +212,8 @@ def test_format_round_trip_with_numpy_alone(straight, settings, book):
 
 
 def test_resume_after_interruption_gives_the_same_bytes(tmp_path, straight, settings):
-    from physface.sim.dataset import (
-        Interrupted,
-        file_sha256,
-        forget_process_cache,
-        generate_dataset,
-    )
+    from physface.sim.dataset import Interrupted, forget_process_cache, generate_dataset
+    from physface.sim.dataset_format import file_sha256
 
     # Quasi-static (warm start from the last two frames), dynamics (velocities), contacts.
     sequences = ("anger", "head_shake", "cheek_sphere")
@@ -251,7 +247,8 @@ def test_resume_after_interruption_gives_the_same_bytes(tmp_path, straight, sett
 
 
 def test_damaged_chunk_is_verified_and_redone(tmp_path, straight, settings):
-    from physface.sim.dataset import Interrupted, file_sha256, generate_dataset
+    from physface.sim.dataset import Interrupted, generate_dataset
+    from physface.sim.dataset_format import file_sha256
 
     out = tmp_path / "damaged"
     with pytest.raises(Interrupted):
@@ -316,7 +313,8 @@ def test_an_orphaned_worker_stops_without_committing(tmp_path, straight, setting
 def test_deadline_stops_cleanly(tmp_path, straight, settings):
     import time
 
-    from physface.sim.dataset import dataset_status, file_sha256, generate_dataset
+    from physface.sim.dataset import generate_dataset
+    from physface.sim.dataset_format import dataset_status, file_sha256
 
     out = tmp_path / "deadline"
     run = generate_dataset(
@@ -330,13 +328,29 @@ def test_deadline_stops_cleanly(tmp_path, straight, settings):
     assert file_sha256(out / "pain" / "lr.npz") == file_sha256(straight / "pain" / "lr.npz")
 
 
-def test_lr_and_hr_share_controls(straight):
-    from physface.sim.dataset import read_sequence
+def test_lr_and_hr_simulate_the_stored_controls(straight, settings, book):
+    """Each manifest names the controls file by its actual digest, the file holds the
+    performance recomputed from the book, and both resolutions move the rigid parts by it."""
+    from physface.sim.dataset_format import file_sha256, read_controls, read_sequence
+    from physface.sim.face_model import load_face_model
+    from physface.sim.rig import load_rig
 
-    for name in ("amazement", "lip_spring"):
-        manifests = [json.loads((straight / name / f"{r}.json").read_text()) for r in RESOLUTIONS]
-        digests = {m["controls_sha256"] for m in manifests}
-        assert len(digests) == 1  # both resolutions simulated the one controls file
+    model = load_face_model()
+    anatomy = load_rig("tiny").anatomy
+    expected = {
+        "amazement": theme_performance("amazement", FRAMES, settings.seed, book),
+        "lip_spring": generalisation_performance(
+            "lip_spring", model, anatomy, FRAMES, settings.seed, book
+        ),
+    }
+    for name, performance in expected.items():
+        digest = file_sha256(straight / name / "controls.npz")
+        for resolution in RESOLUTIONS:
+            manifest = json.loads((straight / name / f"{resolution}.json").read_text())
+            assert manifest["controls_sha256"] == digest, (name, resolution)
+        stored = read_controls(straight, name).to_arrays()
+        for key, value in performance.to_arrays().items():
+            assert np.array_equal(stored[key], value), (name, key)
         frames = [read_sequence(straight, name, r) for r in RESOLUTIONS]
         assert all(len(f["skin"]) == FRAMES for f in frames)
         if len(frames) == 2:  # rigid parts follow the same head and jaw in both
@@ -346,7 +360,8 @@ def test_lr_and_hr_share_controls(straight):
 
 
 def test_worker_processes_give_the_same_bytes(tmp_path, straight, settings):
-    from physface.sim.dataset import file_sha256, generate_dataset
+    from physface.sim.dataset import generate_dataset
+    from physface.sim.dataset_format import file_sha256
 
     out = tmp_path / "pool"
     sequences = ("amazement", "lip_spring")
@@ -358,7 +373,7 @@ def test_worker_processes_give_the_same_bytes(tmp_path, straight, settings):
 def _fake_hr(out, name: str, shift_cm: float) -> None:
     """An hr.npz for a sequence: the LR skin with its embedded vertices moved by ``shift_cm``
     along +x (a known embedded error), committed by its manifest."""
-    from physface.sim.dataset import read_npz, write_npz
+    from physface.sim.dataset_format import read_npz, write_npz
 
     frames = read_npz(out / name / "lr.npz")
     frames.pop("volume")
@@ -402,3 +417,78 @@ def test_report_table_plots_and_renders(tmp_path, straight, blender):
     assert len(report["sheets"]) == 2 and all(
         open(p, "rb").read(4) == b"\x89PNG" for p in report["sheets"]
     )
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("chunk_frames", 0),
+        ("chunk_frames", 2.5),
+        ("frames", 0),
+        ("seed", -1),
+        ("variants", 0),
+        ("max_iterations", 0),
+        ("tolerance", 0.0),
+        ("tolerance", float("nan")),
+        ("tolerance", "1e-4"),
+        ("preset", ""),
+    ],
+)
+def test_bad_settings_are_refused_on_construction(field, value):
+    from physface.sim.dataset import DatasetSettings, SettingsError
+
+    with pytest.raises(SettingsError, match=field):
+        DatasetSettings(**{field: value})
+
+
+@pytest.mark.parametrize(
+    "request_kwargs, message",
+    [
+        ({"sequences": ("angr",)}, "Unknown sequences"),
+        ({"resolutions": ("mr",)}, "lr and/or hr"),
+        ({"workers": -1}, "workers"),
+        ({"preset": "huge"}, "Unknown rig preset"),
+    ],
+)
+def test_a_request_that_cannot_work_writes_nothing(tmp_path, settings, request_kwargs, message):
+    from dataclasses import replace
+
+    from physface.sim.dataset import generate_dataset
+    from physface.sim.errors import PhysFaceError
+
+    kwargs = dict(request_kwargs)
+    chosen = replace(settings, preset=kwargs.pop("preset")) if "preset" in kwargs else settings
+    out = tmp_path / "never"
+    with pytest.raises(PhysFaceError, match=message):
+        generate_dataset(out, chosen, progress=False, **kwargs)
+    assert not out.exists()
+
+
+def test_a_file_as_the_dataset_folder_is_refused(tmp_path, settings):
+    from physface.sim.dataset import generate_dataset
+    from physface.sim.errors import DataError
+
+    out = tmp_path / "notes.txt"
+    out.write_text("mine")
+    with pytest.raises(DataError, match="is a file"):
+        generate_dataset(out, settings, ("lr",), ("pain",), workers=0, progress=False)
+    assert out.read_text() == "mine"
+
+
+def test_the_format_module_reads_without_warp_scipy_or_the_simulator(straight):
+    """Training imports the readers: they must not pull in Warp, scipy or the simulator."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from physface.sim.dataset_format import read_dataset, read_sequence, dataset_status\n"
+        f"meta = read_dataset({str(straight)!r})\n"
+        f"skin = read_sequence({str(straight)!r}, 'anger', 'lr')['skin']\n"
+        f"rows = dataset_status({str(straight)!r})\n"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in ('warp', 'scipy', 'torch')]\n"
+        "heavy += [m for m in sys.modules if m.endswith(('simulator', 'sim.dataset'))]\n"
+        "print(skin.shape[0], len(rows), heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [str(FRAMES), str(7 * len(RESOLUTIONS)), "[]"]
