@@ -1,8 +1,10 @@
 """The artist's workflow in headless Blender on the tiny rig: add, sliders, bake, batch."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -283,3 +285,139 @@ def test_live_tolerance_defaults_to_the_playback_tolerance(head, addon_module):
     assert head.physface.tolerance == pytest.approx(PLAYBACK_TOLERANCE)
     player = addon_module.blender.live._runtimes[head.session_uid].player
     assert player.simulator.tolerance == pytest.approx(PLAYBACK_TOLERANCE)
+
+
+class _Recorder:
+    """Stands in for a panel's layout: keeps the text of every label."""
+
+    alert = False
+
+    def __init__(self):
+        self.labels: list[str] = []
+
+    def _same(self, *_, **__):
+        return self
+
+    row = column = box = grid_flow = _same
+
+    def label(self, text="", icon=None):
+        self.labels.append(f"{icon}: {text}")
+
+    def prop(self, *_, **__):
+        pass
+
+    def operator(self, *_, **__):
+        return SimpleNamespace()
+
+
+def _panel_labels(bpy, addon_module, head) -> list[str]:
+    bpy.context.view_layer.objects.active = head
+    layout = _Recorder()
+    addon_module.panels.sidebar.VIEW3D_PT_physface.draw(SimpleNamespace(layout=layout), bpy.context)
+    return layout.labels
+
+
+def _bake_scene(bpy, head, blend: Path, jaw_at_3: float, frames=(1, 3)) -> np.ndarray:
+    """Keyframe the jaw from 0 (frame 1) to ``jaw_at_3``, save as ``blend``, bake."""
+    bpy.context.scene.frame_set(1)
+    for frame, value in ((1, 0.0), (3, jaw_at_3)):
+        head.physface.jaw_opening = value
+        head.keyframe_insert("physface.jaw_opening", frame=frame)
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    assert bpy.ops.physface.bake(frame_start=frames[0], frame_end=frames[1]) == {"FINISHED"}
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    return read_pc2(bpy.path.abspath(head.physface.bake_path))[0]
+
+
+def _add_camera(bpy) -> None:
+    camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
+    bpy.context.scene.collection.objects.link(camera)
+    bpy.context.scene.camera = camera
+
+
+def _reopened_positions(bpy, addon_module, blend: Path, frame: int) -> np.ndarray:
+    addon_module.blender.live._runtimes.clear()
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    bpy.context.scene.frame_set(frame)
+    head = bpy.data.objects["PhysFace Head"]
+    positions = evaluated_positions(bpy, head)
+    assert not addon_module.blender.live._runtimes  # played from the bake, not simulated
+    return positions
+
+
+def test_bakes_of_two_files_in_one_folder_stay_separate_and_move_with_them(
+    head, blender, addon_module, tmp_path
+):
+    bpy = blender
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    frames_a = _bake_scene(bpy, head, shots / "shot_a.blend", jaw_at_3=5.0)
+    bake_a = sorted((shots / "physface_bake").rglob("*.pc2"))
+    before = {path: path.read_bytes() for path in bake_a}
+    frames_b = _bake_scene(bpy, head, shots / "shot_b.blend", jaw_at_3=20.0)
+    assert {path: path.read_bytes() for path in bake_a} == before  # shot_b wrote elsewhere
+    assert head.physface.bake_path == "//physface_bake/shot_b/PhysFace_Head.pc2"
+    assert np.abs(frames_b[2] - frames_a[2]).max() > 0.3  # two different performances
+
+    # A third file in the folder rendered from the command line bakes beside, not over.
+    bakes = {path: path.read_bytes() for path in (shots / "physface_bake").rglob("*.pc2")}
+    assert bpy.ops.physface.clear_bake() == {"FINISHED"}
+    _add_camera(bpy)
+    bpy.ops.wm.save_as_mainfile(filepath=str(shots / "shot_c.blend"))
+    result = _run_render(shots / "shot_c.blend", "--frames", "2", "--out", tmp_path / "frames",
+                         "--samples", "1", "--resolution-percentage", "5")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {path: path.read_bytes() for path in bakes} == bakes
+    assert (shots / "physface_bake" / "shot_c" / "PhysFace_Head.pc2").is_file()
+
+    moved = tmp_path / "elsewhere" / "shots"
+    moved.parent.mkdir()
+    shots.rename(moved)  # the folder moves with its .blend files and bakes
+    for name, frames in (("shot_a", frames_a), ("shot_b", frames_b)):
+        positions = _reopened_positions(bpy, addon_module, moved / f"{name}.blend", 3)
+        np.testing.assert_allclose(positions, frames[2], atol=1e-5)
+
+
+def test_an_unsaved_file_is_not_baked_to_a_point_cache(head, blender):
+    with pytest.raises(RuntimeError, match="Save the .blend first"):
+        blender.ops.physface.bake(frame_start=1, frame_end=2)
+    assert head.physface.live and head.physface.bake_path == ""
+
+
+def test_a_missing_bake_is_an_error_in_the_panel(head, blender, addon_module, tmp_path):
+    bpy = blender
+    assert not any("Bake" in label for label in _panel_labels(bpy, addon_module, head))
+    _bake_scene(bpy, head, tmp_path / "scene.blend", jaw_at_3=10.0)
+    assert not any("ERROR" in label for label in _panel_labels(bpy, addon_module, head))
+    shutil.rmtree(tmp_path / "physface_bake")
+    errors = [label for label in _panel_labels(bpy, addon_module, head) if "ERROR" in label]
+    assert len(errors) == 1 and "PhysFace_Head.pc2" in errors[0] and "missing" in errors[0]
+
+
+def test_render_refuses_a_missing_or_short_bake(head, blender, tmp_path):
+    bpy = blender
+    blend = tmp_path / "baked.blend"
+    _bake_scene(bpy, head, blend, jaw_at_3=10.0)
+    _add_camera(bpy)
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    out = tmp_path / "frames"
+
+    short = _run_render(blend, "--frames", "8", "--out", out)
+    assert short.returncode != 0
+    (line,) = short.stderr.strip().splitlines()
+    assert "PhysFace Head" in line and "frame 8" in line and "holds frames 1–3" in line
+
+    pc2 = tmp_path / "physface_bake" / "baked" / "PhysFace_Head.pc2"
+    pc2.unlink()
+    missing = _run_render(blend, "--frames", "2", "--out", out)
+    assert missing.returncode != 0
+    (line,) = missing.stderr.strip().splitlines()
+    assert "PhysFace Head" in line and "PhysFace_Head.pc2" in line and "missing" in line
+    assert not list(out.glob("*.png"))  # nothing rendered in place of the bake
+
+    rebaked = _run_render(blend, "--frames", "8", "--out", out, "--rebake", "--samples", "1",
+                          "--resolution-percentage", "5")  # fmt: skip
+    assert rebaked.returncode == 0, rebaked.stderr[-3000:]
+    frames, start, _ = read_pc2(pc2)
+    assert start == 8.0 and frames.shape[0] == 1
+    assert (out / "frame_0008.png").is_file()
