@@ -14,7 +14,7 @@ GPU machine:     python benchmarks/bench_cuda.py --pack-folder DIR --devices cud
                      --reference ref.npz
 
 ``--pack DIR`` writes what a bare machine needs to run the same rigs without the data
-folder: each rig's .npz and the face model without its identity and expression shapes.
+folder: each rig's .npz (a rig carries all that simulation and skinning need).
 Speed ratios between devices are printed only for devices measured in the same run.
 """
 
@@ -36,53 +36,46 @@ AGREE_TOLERANCE = 1e-5
 AGREE_LENGTH = 72  # the compared frames come from the theme at this length on every machine
 
 
-def load_inputs(args) -> list[tuple[str, object, object]]:
-    """(label, rig, face model) for every rig asked for: by preset here, or from a pack."""
-    from physface.sim.face_model import FaceModel, load_face_model
+def load_inputs(args) -> list[tuple[str, object]]:
+    """(label, rig) for every rig asked for: by preset here, or from a pack (a rig is
+    self-contained: no face model or data folder needed on the GPU machine)."""
     from physface.sim.rig import load_rig, read_rig
 
     if args.pack_folder:
-        folder = Path(args.pack_folder)
-        with np.load(folder / "face_model.npz") as stored:
-            values = {name: stored[name] for name in stored.files}
-        values["expression_names"] = [str(n) for n in values["expression_names"]]
-        model = FaceModel(**values)
-        rigs = sorted(folder.glob("rig_*.npz"))
-        return [(path.stem[4:], read_rig(path), model) for path in rigs]
-    model = load_face_model()
+        rigs = sorted(Path(args.pack_folder).glob("rig_*.npz"))
+        return [(path.stem[4:], read_rig(path)) for path in rigs]
     inputs = []
     for preset in args.presets:
         with_hr = not preset.endswith("-lr")
         name = preset.removesuffix("-lr")
-        inputs.append((preset, load_rig(name, with_hr=with_hr), model))
+        inputs.append((preset, load_rig(name, with_hr=with_hr)))
     return inputs
 
 
 def pack(folder: Path, inputs) -> None:
-    """The rigs and a slim face model (no identity/expression shapes) for a bare machine."""
-    from dataclasses import fields
-
+    """The rigs, for a bare machine."""
     from physface.sim.rig import save_rig
 
     folder.mkdir(parents=True, exist_ok=True)
-    model = inputs[0][2]
-    arrays = {f.name: np.asarray(getattr(model, f.name)) for f in fields(model)}
-    arrays["identity_deltas"] = arrays["identity_deltas"][:0]
-    arrays["expression_deltas"] = arrays["expression_deltas"][:0]
-    arrays["expression_names"] = arrays["expression_names"][:0]
-    np.savez(folder / "face_model.npz", **arrays)
-    for label, rig, _ in inputs:
+    for label, rig in inputs:
         save_rig(rig, folder / f"rig_{label}.npz")
 
 
-def converged_skin(simulator, sequence) -> np.ndarray:
-    """Skin positions (F, P, 3) float32 cm of a sequence played from rest."""
+def converged_skin(simulator, stage, sequence) -> np.ndarray:
+    """Positions (F, V, 3) float32 cm of every ICT vertex, a sequence played from rest."""
     simulator.reset()
-    return np.stack([simulator.step(controls).skin_positions for controls in sequence])
+    frames = []
+    for controls in sequence:
+        result = simulator.step(controls)
+        frames.append(stage(result.volume_positions, result.head_transform,
+                            result.jaw_transform).copy())  # fmt: skip
+    return np.stack(frames)
 
 
-def bench(label, rig, model, device, args, reference) -> list[dict]:
-    from physface.sim.simulator import PLAYBACK_TOLERANCE, TRAINING_TOLERANCE, Simulator
+def bench(label, rig, device, args, reference) -> list[dict]:
+    from physface.sim.simulator import Simulator
+    from physface.sim.skin_stage import EmbeddedSkinStage
+    from physface.sim.tolerances import PLAYBACK_TOLERANCE, TRAINING_TOLERANCE
 
     theme = theme_sequence(max(args.frames, HR_START + args.hr_frames))
     rows = []
@@ -90,12 +83,13 @@ def bench(label, rig, model, device, args, reference) -> list[dict]:
     for resolution in resolutions:
         mesh = rig.lr if resolution == "lr" else rig.hr
         agree_tolerance = AGREE_TOLERANCE if resolution == "lr" else TRAINING_TOLERANCE
-        common = dict(backend=args.backend, face_model=model, device=device)
+        common = dict(backend=args.backend, device=device)
+        stage = EmbeddedSkinStage(rig, resolution)
         clock = time.perf_counter()
         exact = Simulator(rig, resolution, tolerance=agree_tolerance, max_iterations=500, **common)
         setup = time.perf_counter() - clock
         agree_frames = args.agree_frames if resolution == "lr" else 2
-        skin = converged_skin(exact, theme_sequence(AGREE_LENGTH)[:agree_frames])
+        skin = converged_skin(exact, stage, theme_sequence(AGREE_LENGTH)[:agree_frames])
         key = f"{label}/{resolution}"
         if device == "cpu":
             reference.setdefault(key, skin)
@@ -113,12 +107,12 @@ def bench(label, rig, model, device, args, reference) -> list[dict]:
             player = Simulator(rig, "lr", tolerance=PLAYBACK_TOLERANCE, **common)
             player.step()  # compile outside the timings
             timed = min(
-                (play(player, theme[: args.frames]) for _ in range(2)),
+                (play(player, stage, theme[: args.frames]) for _ in range(2)),
                 key=lambda r: r["ms_per_frame"],
             )
         else:
             sequence = theme[HR_START - 2 : HR_START + args.hr_frames]
-            timed = play(exact, sequence, untimed=2)
+            timed = play(exact, stage, sequence, untimed=2)
         row.update(
             ms_per_frame=timed["ms_per_frame"],
             fps=timed["fps"],
@@ -179,7 +173,7 @@ def main(argv=None) -> None:
         default=["tiny", "default"],
         help="presets; NAME-lr for the LR-only rig (e.g. paper-lr)",
     )
-    parser.add_argument("--pack-folder", help="rigs and face model written by --pack")
+    parser.add_argument("--pack-folder", help="rigs written by --pack")
     parser.add_argument(
         "--devices",
         nargs="+",
@@ -192,7 +186,7 @@ def main(argv=None) -> None:
     parser.add_argument("--backend", default="splu", help="factorisation on the host")
     parser.add_argument("--record", help="write the CPU skins (npz) for another machine")
     parser.add_argument("--reference", help="CPU skins written by --record")
-    parser.add_argument("--pack", help="write rigs and a slim face model to this folder")
+    parser.add_argument("--pack", help="write the rigs to this folder")
     args = parser.parse_args(argv)
 
     info = machine()
@@ -210,9 +204,9 @@ def main(argv=None) -> None:
         with np.load(args.reference) as stored:
             reference = {name: stored[name] for name in stored.files}
     rows = []
-    for label, rig, model in inputs:
+    for label, rig in inputs:
         for device in devices:
-            rows += bench(label, rig, model, device, args, reference)
+            rows += bench(label, rig, device, args, reference)
     print_table(rows, info)
     if args.record:
         np.savez(args.record, **reference)

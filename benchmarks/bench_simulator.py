@@ -58,9 +58,14 @@ def theme_sequence(frames: int):
     return [performance.controls(i) for i in range(frames)]
 
 
-def play(simulator, sequence, reference=None, untimed: int = 0) -> dict:
-    """Play a sequence from rest; timings (of the frames after the first ``untimed``),
-    iterations and (optionally) the skin error."""
+def play(simulator, stage, sequence, reference=None, untimed: int = 0) -> dict:
+    """Play a sequence from rest through the simulator and the skin ``stage``; timings
+    (of the frames after the first ``untimed``), iterations and (optionally) the skin
+    error against a ``reference`` simulator through the same stage."""
+
+    def skin(result):
+        return stage(result.volume_positions, result.head_transform, result.jaw_transform)
+
     simulator.reset()
     if reference is not None:
         reference.reset()
@@ -71,13 +76,17 @@ def play(simulator, sequence, reference=None, untimed: int = 0) -> dict:
     for controls in sequence:
         clock = time.perf_counter()
         result = simulator.step(controls)
+        skinned = time.perf_counter()
+        positions = skin(result)
         seconds.append(time.perf_counter() - clock)
         iterations.append(result.iterations)
-        for stage, value in result.seconds.items():
-            stages[stage] = stages.get(stage, 0.0) + value
+        for name, value in result.seconds.items():
+            stages[name] = stages.get(name, 0.0) + value
+        stages["skin"] = stages.get("skin", 0.0) + time.perf_counter() - skinned
         if reference is not None:
-            exact = reference.step(controls).skin_positions
-            errors.append(float(np.abs(result.skin_positions - exact).max()) * 10.0)  # mm
+            positions = positions.copy()
+            exact = skin(reference.step(controls))
+            errors.append(float(np.abs(positions - exact).max()) * 10.0)  # mm
     frames = len(sequence)
     row = {
         "frames": frames,
@@ -98,7 +107,9 @@ def bench_preset(
 ) -> dict:
     from physface.sim.face_model import load_face_model
     from physface.sim.rig import load_rig
-    from physface.sim.simulator import PLAYBACK_TOLERANCE, TRAINING_TOLERANCE, Simulator
+    from physface.sim.simulator import Simulator
+    from physface.sim.skin_stage import EmbeddedSkinStage
+    from physface.sim.tolerances import PLAYBACK_TOLERANCE, TRAINING_TOLERANCE
 
     model = load_face_model()
     hr_note = ""
@@ -119,19 +130,17 @@ def bench_preset(
         "lr": {},
     }
     for backend in backends:
-        simulator = Simulator(
-            rig, "lr", tolerance=PLAYBACK_TOLERANCE, backend=backend, face_model=model
-        )
-        reference = Simulator(
-            rig, "lr", tolerance=1e-5, max_iterations=500, backend=backend, face_model=model
-        )
+        simulator = Simulator(rig, "lr", tolerance=PLAYBACK_TOLERANCE, backend=backend)
+        reference = Simulator(rig, "lr", tolerance=1e-5, max_iterations=500, backend=backend)
+        stage = EmbeddedSkinStage(rig)
         report["lr_free_nodes"] = int(len(simulator.free_nodes))
         report["lr_simulated_elements"] = int(simulator.element_count)
         simulator.step()  # compile the kernels outside the timings
         for name, sequence in sequences.items():
-            error_pass = play(simulator, sequence, reference)
+            error_pass = play(simulator, stage, sequence, reference)
             timed = min(
-                (play(simulator, sequence) for _ in range(2)), key=lambda r: r["ms_per_frame"]
+                (play(simulator, stage, sequence) for _ in range(2)),
+                key=lambda r: r["ms_per_frame"],
             )
             timed["skin_error_mm_mean_of_max"] = error_pass["skin_error_mm_mean_of_max"]
             timed["skin_error_mm_max"] = error_pass["skin_error_mm_max"]
@@ -163,10 +172,10 @@ def bench_preset(
                 tolerance=TRAINING_TOLERANCE,
                 max_iterations=500,
                 backend=backend,
-                face_model=model,
             )
             setup = time.perf_counter() - clock
-            row = play(simulator, sequence, untimed=2)
+            hr_stage = EmbeddedSkinStage(hr_rig, hr_resolution)
+            row = play(simulator, hr_stage, sequence, untimed=2)
             row["setup_s"] = setup
             row["factor_s"] = simulator.factor_seconds
             row["s_per_frame"] = row["ms_per_frame"] / 1e3
