@@ -11,3 +11,7 @@ class DataError(PhysFaceError):
 
 class ControlError(PhysFaceError):
     """A control value (activation, jaw pose, transform) is NaN, infinite or unknown."""
+
+
+class CacheError(PhysFaceError):
+    """The cache folder is a file, cannot be created or is not writable."""

@@ -5,26 +5,39 @@ it) into the project's own cached form: neutral positions (cm, +Y up, face towar
 polygons with UVs, region vertex ranges, landmarks, 100 identity deltas and 53 expression
 deltas. Region ranges are the table of the ICT-FaceKit README; landmarks come from the
 model's ``vertex_indices.json``. The first import parses ~390 MB of OBJ text; the result
-is cached as one ``.npz`` keyed by the source file and ``CODE_VERSION``.
+is cached as one ``.npz`` keyed by the content of every file the import reads and
+``CODE_VERSION`` (not by where the folder is). ``check_data_folder`` reads every one of
+those files as the import does and lists all problems at once.
 """
 
 from __future__ import annotations
 
 import json
+import lzma
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
-from .cache import atomic_path, cache_root, content_key, file_fingerprint
-from .data_paths import DataFolder, find_data_folder
+from .cache import (
+    cache_root,
+    content_key,
+    file_fingerprint,
+    read_arrays,
+    read_or_rebuild,
+    write_arrays,
+)
+from .data_paths import ICT_URL, DataFolder, find_data_folder
 from .errors import DataError
 
 CODE_VERSION = 1
 VERTEX_COUNT = 26719
 IDENTITY_COUNT = 100
+LANDMARK_COUNT = 68
+NEUTRAL_FILE = "generic_neutral_mesh.obj"
+INDEX_FILE = "vertex_indices.json"
 
 # Vertex ranges [start, stop) of the ICT-FaceKit README's "Face Model Topology" table.
 REGIONS: dict[str, tuple[int, int]] = {
@@ -115,47 +128,87 @@ class FaceModel:
 
 # --- OBJ parsing --------------------------------------------------------------------------
 
+_RESTORE = f"restore it from the ICT-FaceKit repository ({ICT_URL})"
 
-def _vertex_block(text: bytes, name: str) -> np.ndarray:
+
+def _finite_floats(tokens: list[bytes]) -> None:
+    """Raise ValueError unless every token is a finite number."""
+    if not np.isfinite([float(token) for token in tokens]).all():
+        raise ValueError("not finite")
+
+
+def _bad_line(text: bytes, label: str, tag: bytes, check, what: str) -> DataError:
+    """The error naming the first line starting with ``tag`` that ``check`` rejects."""
+    for number, line in enumerate(text.split(b"\n"), start=1):
+        if line.startswith(tag):
+            try:
+                check(line[len(tag) :].split())
+            except ValueError:
+                shown = line.decode("utf-8", "replace").strip()[:60]
+                return DataError(
+                    f"{label}, line {number}: {shown!r} is not {what}; the file is damaged. "
+                    f"Replace it ({_RESTORE})."
+                )
+    return DataError(f"{label}: unreadable {tag.decode().strip()} lines; {_RESTORE}.")
+
+
+def _vertex_block(text: bytes, label: str) -> np.ndarray:
     """Parse the ``v x y z`` lines of an OBJ (all before the first ``vt``/``f``) -> (V, 3)."""
     text = b"\n" + text  # a first line that is a vertex line counts too
     start = text.find(b"\nv ")
     if start < 0:
-        raise DataError(f"{name}: no vertex lines; this is not an ICT FaceXModel OBJ file.")
+        raise DataError(f"{label}: no vertex lines; this is not an ICT FaceXModel OBJ file.")
     end = len(text)
     for tag in (b"\nvt ", b"\nvn ", b"\nf ", b"\nusemtl ", b"\ng "):
         found = text.find(tag, start)
         if found >= 0:
             end = min(end, found)
     block = text[start:end].replace(b"v ", b"  ")
-    values = np.array(block.split(), dtype=np.float32)
+    try:
+        values = np.array(block.split(), dtype=np.float32)
+        if not np.isfinite(values).all():
+            raise ValueError("not finite")
+    except ValueError:
+        raise _bad_line(
+            text[1:], label, b"v ", _finite_floats, "a vertex of three numbers"
+        ) from None
     if values.size % 3 or values.size // 3 != VERTEX_COUNT:
         raise DataError(
-            f"{name}: {values.size / 3:g} vertices where the ICT face model has {VERTEX_COUNT}; "
+            f"{label}: {values.size / 3:g} vertices where the ICT face model has {VERTEX_COUNT}; "
             "the file is truncated or from another model. Restore it from the ICT-FaceKit "
             "repository."
         )
     return values.reshape(-1, 3)
 
 
-def _topology(text: bytes, name: str) -> dict[str, np.ndarray]:
+def _topology(text: bytes, label: str) -> dict[str, np.ndarray]:
     """UVs and polygons (v/vt corners) of the neutral mesh."""
     uv_lines = [line[3:] for line in text.split(b"\n") if line.startswith(b"vt ")]
-    uvs = np.array(b" ".join(uv_lines).split(), dtype=np.float32).reshape(-1, 2)
+    try:
+        uvs = np.array(b" ".join(uv_lines).split(), dtype=np.float32).reshape(-1, 2)
+    except ValueError:
+        raise _bad_line(text, label, b"vt ", _finite_floats, "a UV of two numbers") from None
     corners_v, corners_t, starts = [], [], [0]
-    for line in text.split(b"\n"):
+    for number, line in enumerate(text.split(b"\n"), start=1):
         if not line.startswith(b"f "):
             continue
-        for corner in line[2:].split():
-            v, _, t = corner.partition(b"/")
-            corners_v.append(int(v) - 1)
-            corners_t.append(int(t.partition(b"/")[0] or b"0") - 1)
+        try:
+            for corner in line[2:].split():
+                v, _, t = corner.partition(b"/")
+                corners_v.append(int(v) - 1)
+                corners_t.append(int(t.partition(b"/")[0] or b"0") - 1)
+        except ValueError:
+            shown = line.decode("utf-8", "replace").strip()[:60]
+            raise DataError(
+                f"{label}, line {number}: {shown!r} is not a polygon of vertex/UV numbers; "
+                f"the file is damaged. Replace it ({_RESTORE})."
+            ) from None
         starts.append(len(corners_v))
     if len(starts) < 2 or not uvs.size:
-        raise DataError(f"{name}: no polygons or UVs; restore it from the ICT-FaceKit repository.")
+        raise DataError(f"{label}: no polygons or UVs; {_RESTORE}.")
     polygon_vertices = np.array(corners_v, dtype=np.int32)
     if polygon_vertices.min() < 0 or polygon_vertices.max() >= VERTEX_COUNT:
-        raise DataError(f"{name}: polygon indices out of range; the file is damaged.")
+        raise DataError(f"{label}: polygon indices out of range; the file is damaged.")
     return {
         "polygon_vertices": polygon_vertices,
         "polygon_uvs": np.array(corners_t, dtype=np.int32),
@@ -164,26 +217,65 @@ def _topology(text: bytes, name: str) -> dict[str, np.ndarray]:
     }
 
 
-def _iter_source_files(source: DataFolder, wanted: set[str]) -> Iterator[tuple[str, bytes]]:
-    """Yield (file name, bytes) of the wanted FaceXModel files, from the folder or archive."""
+# --- reading the published files ----------------------------------------------------------
+
+
+def _label(source: DataFolder, name: str) -> str:
+    """How messages name a source file: its path, or the archive and the member."""
+    if source.ict_is_archive:
+        return f"{name} in {source.ict_source}"
+    return str(source.ict_source / name)
+
+
+def _damaged_archive(source: DataFolder, error: BaseException) -> str:
+    folder = source.ict_source.parent / "FaceXModel"
+    return (
+        f"{source.ict_source} is damaged ({type(error).__name__}: {error}); it cannot be "
+        f"decompressed. Get a fresh copy: download the FaceXModel folder of {ICT_URL} (a "
+        f"clone or 'Download ZIP') and put it at {folder}, which is read instead."
+    )
+
+
+def _missing_files(source: DataFolder, missing: list[str]) -> str:
+    more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+    return (
+        f"{source.ict_source / missing[0]} is missing{more}. Restore the FaceXModel folder "
+        f"from the ICT-FaceKit repository ({ICT_URL})."
+    )
+
+
+def _iter_source_files(
+    source: DataFolder, wanted: set[str], problems: list[str] | None = None
+) -> Iterator[tuple[str, bytes]]:
+    """Yield (file name, bytes) of the wanted FaceXModel files, from the folder or archive.
+
+    A missing file or a damaged archive raises DataError; given ``problems``, it is added
+    there instead (one line each) and every file that can be read is still yielded. The
+    archive is decompressed to its end, so its checksums are verified."""
+
+    def fail(message: str) -> None:
+        if problems is None:
+            raise DataError(message)
+        problems.append(message)
+
     if not source.ict_is_archive:
-        order = sorted(wanted, key=lambda n: (n != "generic_neutral_mesh.obj", n))
+        order = sorted(wanted, key=lambda n: (n != NEUTRAL_FILE, n))
         for position, name in enumerate(order):
             if position == 1:  # the neutral mesh is checked first, then every other file
                 missing = [n for n in order[1:] if not (source.ict_source / n).is_file()]
                 if missing:
-                    raise DataError(
-                        f"{source.ict_source / missing[0]} is missing"
-                        f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}. "
-                        "Restore the FaceXModel folder from the ICT-FaceKit repository."
-                    )
+                    fail(_missing_files(source, missing))
             path = source.ict_source / name
             if not path.is_file():
-                raise DataError(
-                    f"{path} is missing. Restore the FaceXModel folder from the ICT-FaceKit "
-                    "repository."
-                )
-            yield name, path.read_bytes()
+                if position == 0:
+                    fail(_missing_files(source, [name]))
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError as error:
+                fail(f"{path} cannot be read ({error.strerror}); {_RESTORE}.")
+                continue
+            yield name, data
         return
     seen = set()
     try:
@@ -193,32 +285,50 @@ def _iter_source_files(source: DataFolder, wanted: set[str]) -> Iterator[tuple[s
                 if member.isfile() and name in wanted and name not in seen:
                     seen.add(name)
                     yield name, archive.extractfile(member).read()
-    except (tarfile.TarError, EOFError, OSError) as error:
-        raise DataError(
-            f"{source.ict_source} cannot be read ({error}); the archive is truncated or "
-            "damaged. Replace it with the FaceXModel folder of the ICT-FaceKit repository."
-        ) from error
+            while archive.fileobj.read(1 << 20):  # the end of the stream and its checksums
+                pass
+    except (tarfile.TarError, lzma.LZMAError, EOFError, OSError) as error:
+        fail(_damaged_archive(source, error))
+        return
     missing = sorted(wanted - seen)
     if missing:
-        raise DataError(
+        fail(
             f"{source.ict_source} lacks {', '.join(missing[:5])}"
-            f"{' …' if len(missing) > 5 else ''}; restore the FaceXModel folder from the "
-            "ICT-FaceKit repository."
+            f"{' …' if len(missing) > 5 else ''}; get a fresh copy of the FaceXModel folder "
+            f"from {ICT_URL}."
         )
 
 
+def _parse_index(data: bytes, label: str) -> dict:
+    """The index file's expression names and landmarks, checked."""
+    try:
+        index = json.loads(data)
+        names = index["expressions"]
+        landmarks = np.array(index["idx_to_landmark_verts"], dtype=np.int64)
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError("'expressions' is not a list of names")
+        if (
+            landmarks.shape != (LANDMARK_COUNT,)
+            or not ((landmarks >= 0) & (landmarks < VERTEX_COUNT)).all()
+        ):
+            raise ValueError(f"'idx_to_landmark_verts' is not {LANDMARK_COUNT} vertex indices")
+    except (ValueError, KeyError, TypeError) as error:
+        raise DataError(
+            f"{label} is not the ICT-FaceKit vertex index file ({error}); {_RESTORE}."
+        ) from error
+    return index
+
+
 def _read_index_file(source: DataFolder) -> dict:
-    for name, data in _iter_source_files(source, {"vertex_indices.json"}):
-        try:
-            index = json.loads(data)
-            index["expressions"], index["idx_to_landmark_verts"]  # noqa: B018
-        except (ValueError, KeyError, TypeError) as error:
-            raise DataError(
-                f"{name} is not the ICT-FaceKit vertex index file ({error}); restore it from "
-                "the ICT-FaceKit repository."
-            ) from error
-        return index
+    for name, data in _iter_source_files(source, {INDEX_FILE}):
+        return _parse_index(data, _label(source, name))
     raise AssertionError("unreachable")
+
+
+def _wanted_files(expression_names: list[str]) -> set[str]:
+    """Every OBJ the import reads: the neutral mesh, 100 identities, the expressions."""
+    identities = [f"identity{i:03d}" for i in range(IDENTITY_COUNT)]
+    return {NEUTRAL_FILE, *(f"{n}.obj" for n in [*identities, *expression_names])}
 
 
 def import_face_model(source: DataFolder) -> FaceModel:
@@ -226,15 +336,14 @@ def import_face_model(source: DataFolder) -> FaceModel:
     index = _read_index_file(source)
     expression_names = list(index["expressions"])
     identity_names = [f"identity{i:03d}" for i in range(IDENTITY_COUNT)]
-    wanted = {f"{n}.obj" for n in ["generic_neutral_mesh", *identity_names, *expression_names]}
     shapes: dict[str, np.ndarray] = {}
     topology = None
-    for name, data in _iter_source_files(source, wanted):
-        shapes[name[:-4]] = _vertex_block(data, name)
-        if name == "generic_neutral_mesh.obj":
-            topology = _topology(data, name)
-    neutral = shapes.pop("generic_neutral_mesh")
-    model = FaceModel(
+    for name, data in _iter_source_files(source, _wanted_files(expression_names)):
+        shapes[name[:-4]] = _vertex_block(data, _label(source, name))
+        if name == NEUTRAL_FILE:
+            topology = _topology(data, _label(source, name))
+    neutral = shapes.pop(NEUTRAL_FILE[:-4])
+    return FaceModel(
         neutral=neutral,
         landmarks=np.array(index["idx_to_landmark_verts"], dtype=np.int32),
         identity_deltas=np.stack([shapes[n] - neutral for n in identity_names]),
@@ -242,32 +351,83 @@ def import_face_model(source: DataFolder) -> FaceModel:
         expression_names=expression_names,
         **topology,
     )
-    return model
+
+
+def check_data_folder(data_folder: str | Path | None = None) -> list[str]:
+    """Every problem of the data folder, one line each ([] when it is sound).
+
+    Reads each file the face model import reads, as it reads it (the index file, the
+    neutral mesh with its polygons and UVs, every identity and expression OBJ, the whole
+    archive), and carries on past a problem to report the rest."""
+    try:
+        source = find_data_folder(data_folder)
+    except DataError as error:
+        return [str(error)]
+    problems: list[str] = []
+    try:
+        expression_names = list(_read_index_file(source)["expressions"])
+    except DataError as error:
+        problems.append(str(error))
+        expression_names = []
+    for name, data in _iter_source_files(source, _wanted_files(expression_names), problems):
+        try:
+            _vertex_block(data, _label(source, name))
+            if name == NEUTRAL_FILE:
+                _topology(data, _label(source, name))
+        except DataError as error:
+            problems.append(str(error))
+    return list(dict.fromkeys(problems))
+
+
+# --- the cache ----------------------------------------------------------------------------
+
+
+def _source_key(source: DataFolder) -> str:
+    """The content of every file the import reads, and CODE_VERSION."""
+    if source.ict_is_archive:
+        inputs = [[source.ict_source.name, *file_fingerprint(source.ict_source)]]
+    else:
+        names = [INDEX_FILE, *sorted(_wanted_files(list(_read_index_file(source)["expressions"])))]
+        missing = [n for n in names if not (source.ict_source / n).is_file()]
+        if missing:
+            raise DataError(_missing_files(source, missing))
+        inputs = [[name, *file_fingerprint(source.ict_source / name)] for name in names]
+    return content_key("face_model", CODE_VERSION, inputs)
 
 
 def face_model_key(data_folder: str | Path | None = None) -> str:
-    """Cache key of the face model in a data folder: its source file and CODE_VERSION."""
+    """Cache key of the face model in a data folder: the content of every file the import
+    reads and CODE_VERSION. The same files reached by another path give the same key."""
+    return _source_key(find_data_folder(data_folder))
+
+
+_ARRAY_FIELDS = tuple(f.name for f in fields(FaceModel))
+
+
+def _read_cached(path: Path) -> FaceModel:
+    values = read_arrays(path, _ARRAY_FIELDS)
+    if values["neutral"].shape != (VERTEX_COUNT, 3):
+        raise ValueError(f"neutral has shape {values['neutral'].shape}")
+    values["expression_names"] = [str(n) for n in values["expression_names"]]
+    return FaceModel(**values)
+
+
+def _write_cached(path: Path, model: FaceModel) -> None:
+    write_arrays(path, {name: getattr(model, name) for name in _ARRAY_FIELDS})
+
+
+def load_face_model(
+    data_folder: str | Path | None = None,
+    use_cache: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> FaceModel:
+    """The face model from the data folder, through the on-disk cache (reload < 1 s).
+
+    A damaged cache entry is rebuilt, saying so through ``log(line)`` (default: stderr)."""
     source = find_data_folder(data_folder)
-    fingerprint = file_fingerprint(
-        source.ict_source if source.ict_is_archive else source.ict_source / "vertex_indices.json"
+    if not use_cache:
+        return import_face_model(source)
+    path = cache_root() / "face_model" / f"ict_{_source_key(source)}.npz"
+    return read_or_rebuild(
+        path, _read_cached, lambda: import_face_model(source), _write_cached, "face model", log
     )
-    return content_key("face_model", CODE_VERSION, str(source.ict_source), fingerprint)
-
-
-def load_face_model(data_folder: str | Path | None = None, use_cache: bool = True) -> FaceModel:
-    """The face model from the data folder, through the on-disk cache (reload < 1 s)."""
-    source = find_data_folder(data_folder)
-    path = cache_root() / "face_model" / f"ict_{face_model_key(data_folder)}.npz"
-    if use_cache and path.is_file():
-        try:
-            with np.load(path) as stored:
-                values = {f.name: stored[f.name] for f in fields(FaceModel)}
-            values["expression_names"] = [str(n) for n in values["expression_names"]]
-            return FaceModel(**values)
-        except (OSError, ValueError, KeyError):
-            path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt, never trusted
-    model = import_face_model(source)
-    if use_cache:
-        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, **{f.name: np.asarray(getattr(model, f.name)) for f in fields(model)})
-    return model

@@ -17,7 +17,8 @@ triangles facing each other across the cut.
 
 fTetWild shuffles its triangle insertion order with a hardware random seed (not exposed by
 pytetwild), so two runs differ; the raw fTetWild output is therefore cached on disk, keyed
-by every input, and the same inputs give the same mesh.
+by every input, and with the same cache entry the same inputs give the same mesh (a damaged
+entry is run again, which gives a different one).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .anatomy import Anatomy
-from .cache import atomic_path, cache_root, content_key
+from .cache import cache_root, content_key, read_arrays, read_or_rebuild, write_arrays
 from .errors import DataError
 from .face_model import FaceModel
 from .inside import inside_regular_grid
@@ -222,8 +223,11 @@ def sizing_field(surface: TissueSurface, anatomy: Anatomy, clip: ClipRegion, edg
     return nodes, tets.astype(np.int32), values, coarse
 
 
-def _tetwild_cached(surface, anatomy, clip, edge, cache: bool):
-    """fTetWild's mesh (nodes (N, 3) float64, tets (E, 4) int64) of the tissue surface."""
+def _tetwild_cached(surface, anatomy, clip, edge, cache: bool, log=None):
+    """fTetWild's mesh (nodes (N, 3) float64, tets (E, 4) int64) of the tissue surface.
+
+    With ``cache`` it is read from the cache folder, or run and stored there; a damaged
+    entry is run again, saying so through ``log(line)`` (default: stderr)."""
     bg_nodes, bg_tets, bg_values, coarse = sizing_field(surface, anatomy, clip, edge)
     positions = surface.positions.astype(np.float64)
     diagonal = float(np.linalg.norm(positions.max(axis=0) - positions.min(axis=0)))
@@ -233,18 +237,39 @@ def _tetwild_cached(surface, anatomy, clip, edge, cache: bool):
         digest.update(np.ascontiguousarray(array).tobytes())
     key = content_key("hr_tetwild", TETWILD_VERSION, digest.hexdigest(), round(edge, 6),
                       round(coarse, 6), epsilon, _pytetwild_version())  # fmt: skip
+
+    def run():
+        return _run_tetwild(positions, surface.triangles, coarse, epsilon, bg_nodes, bg_tets,
+                            bg_values)  # fmt: skip
+
+    if not cache:
+        return run()
     path = cache_root() / "hr_mesh" / f"tetwild_{key}.npz"
-    if cache and path.is_file():
-        try:
-            with np.load(path) as stored:
-                return stored["nodes"], stored["tets"].astype(np.int64)
-        except (OSError, ValueError, KeyError):
-            path.unlink(missing_ok=True)
+    return read_or_rebuild(path, _read_tetwild, run, _write_tetwild, "fTetWild mesh", log)
+
+
+def _read_tetwild(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    stored = read_arrays(path, ("nodes", "tets"))
+    nodes, tets = stored["nodes"], stored["tets"].astype(np.int64)
+    if nodes.ndim != 2 or nodes.shape[1] != 3 or tets.ndim != 2 or tets.shape[1] != 4:
+        raise ValueError(f"nodes {nodes.shape} and tets {tets.shape} are not a tet mesh")
+    if not len(tets) or tets.min() < 0 or tets.max() >= len(nodes):
+        raise ValueError("element indices out of range")
+    return nodes, tets
+
+
+def _write_tetwild(path: Path, mesh: tuple[np.ndarray, np.ndarray]) -> None:
+    nodes, tets = mesh
+    write_arrays(path, {"nodes": nodes, "tets": tets.astype(np.int32)})
+
+
+def _run_tetwild(positions, triangles, coarse, epsilon, bg_nodes, bg_tets, bg_values):
+    """One fTetWild run: (nodes (N, 3) float64, tets (E, 4) int64)."""
     wrapper = _load_tetwild()
     with _scratch_directory():  # fTetWild writes __tracked_surface.stl to the working folder
         nodes, tets = wrapper.tetrahedralize_mesh(
             np.ascontiguousarray(positions),
-            np.ascontiguousarray(surface.triangles, dtype=np.uint32),
+            np.ascontiguousarray(triangles, dtype=np.uint32),
             True,  # optimize
             False,  # skip_simplify
             0.05,  # relative edge length (unused: the absolute one is set)
@@ -265,9 +290,6 @@ def _tetwild_cached(surface, anatomy, clip, edge, cache: bool):
     nodes, tets = np.asarray(nodes, dtype=np.float64), np.asarray(tets, dtype=np.int64)
     if not len(tets):
         raise DataError("fTetWild returned no elements for the tissue surface.")
-    if cache:
-        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, nodes=nodes, tets=tets.astype(np.int32))
     return nodes, tets
 
 

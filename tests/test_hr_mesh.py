@@ -5,9 +5,17 @@ import pytest
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from physface.sim import cache
 from physface.sim.anatomy import build_anatomy
 from physface.sim.face_model import load_face_model
-from physface.sim.hr_mesh import build_hr_mesh, lip_contact_surfaces
+from physface.sim.hr_mesh import (
+    COUNT_TOLERANCE,
+    _keep_and_label,
+    _tetwild_cached,
+    build_hr_mesh,
+    estimate_edge_length,
+    lip_contact_surfaces,
+)
 from physface.sim.lattice import ClipRegion, LipZone, build_lattice
 from physface.sim.simmesh import FREE, JAW, LIP_LOWER, LIP_UPPER, SKULL
 from physface.sim.tetmesh import embed_points, interpolate
@@ -86,12 +94,41 @@ def test_lips_are_separated_and_contact_surfaces_face_each_other(built):
     assert p[upper].mean(axis=(0, 1))[1] > p[lower].mean(axis=(0, 1))[1]
 
 
-def test_same_inputs_give_the_same_mesh(built):
+def test_mesh_is_a_function_of_the_stored_mesher_output(built):
+    """fTetWild differs run to run (README "Rig"), so the cache entry is what makes the same
+    inputs give the same mesh: the labelling and lip cut are deterministic on it, and
+    build_hr_mesh returns exactly that mesh when its first edge length is accepted."""
     model, surface, anatomy, lr, hr = built
-    again = build_hr_mesh(model, surface, anatomy, lr.element_count)
-    assert np.array_equal(again.rest_positions, hr.rest_positions)
-    assert np.array_equal(again.tets, hr.tets)
-    assert np.array_equal(again.node_labels, hr.node_labels)
+    clip, target = ClipRegion(), 25.0 * lr.element_count
+    edge = estimate_edge_length(surface, anatomy, clip, target)
+    nodes, tets = _tetwild_cached(surface, anatomy, clip, edge, cache=True)  # stored by `built`
+    first = _keep_and_label(model, surface, anatomy, clip, edge, nodes.copy(), tets.copy())
+    again = _keep_and_label(model, surface, anatomy, clip, edge, nodes.copy(), tets.copy())
+    for name in ("rest_positions", "tets", "node_labels", "lip_side"):
+        assert np.array_equal(getattr(first, name), getattr(again, name)), name
+    if abs(first.element_count / target - 1.0) <= COUNT_TOLERANCE:
+        for name in ("rest_positions", "tets", "node_labels", "lip_side"):
+            assert np.array_equal(getattr(first, name), getattr(hr, name)), name
+
+
+def test_truncated_mesher_entry_is_run_again_with_one_line(built, tmp_path, monkeypatch):
+    """A truncated fTetWild cache entry: removed, meshed again, said once, then read."""
+    _, surface, anatomy, _, _ = built
+    monkeypatch.setenv(cache.ENV_VAR, str(tmp_path))
+    coarse = 1.5  # cm: a quick fTetWild run
+    lines = []
+    _tetwild_cached(surface, anatomy, ClipRegion(), coarse, cache=True, log=lines.append)
+    (path,) = (tmp_path / "hr_mesh").iterdir()
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    nodes, tets = _tetwild_cached(surface, anatomy, ClipRegion(), coarse, True, lines.append)
+    assert len(lines) == 1
+    assert lines[0].startswith(f"PhysFace: the cached fTetWild mesh at {path} was unreadable (")
+    stored = cache.read_arrays(path)
+    assert np.array_equal(stored["nodes"], nodes) and np.array_equal(stored["tets"], tets)
+    assert len(tets) and tets.max() < len(nodes)
+    again = _tetwild_cached(surface, anatomy, ClipRegion(), coarse, True, lines.append)
+    assert np.array_equal(again[1], tets) and len(lines) == 1
 
 
 def test_parts_without_bone_are_found():
