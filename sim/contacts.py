@@ -60,20 +60,6 @@ def solve_lcp(coupling: np.ndarray, gaps: np.ndarray, guess: np.ndarray) -> np.n
     return forces
 
 
-def _barycentric_on_triangles(points: np.ndarray, corners: np.ndarray) -> np.ndarray:
-    """Barycentric coordinates (..., 3) of points (..., 3) in the planes of triangles
-    (..., 3, 3) they lie in."""
-    e1 = corners[..., 1, :] - corners[..., 0, :]
-    e2 = corners[..., 2, :] - corners[..., 0, :]
-    r = points - corners[..., 0, :]
-    d11, d12, d22 = (e1 * e1).sum(-1), (e1 * e2).sum(-1), (e2 * e2).sum(-1)
-    r1, r2 = (r * e1).sum(-1), (r * e2).sum(-1)
-    det = np.maximum(d11 * d22 - d12 * d12, 1e-30)
-    u = (d22 * r1 - d12 * r2) / det
-    v = (d11 * r2 - d12 * r1) / det
-    return np.stack([1.0 - u - v, u, v], axis=-1)
-
-
 def barycentric_on_triangles(points: np.ndarray, corners: np.ndarray) -> np.ndarray:
     """Barycentric coordinates (..., 3) of points (..., 3) in the planes of triangles
     (..., 3, 3) they lie in."""
