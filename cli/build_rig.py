@@ -1,9 +1,9 @@
 """``python -m physface build-rig --preset default``: build (or load) a rig and report it."""
 
-import argparse
 import time
 
-from . import run_reporting_errors
+from ..sim.data_paths import data_argument
+from . import make_parser, run_reporting_errors
 
 
 def describe(rig) -> str:
@@ -28,9 +28,11 @@ def describe(rig) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="physface build-rig", description=__doc__)
+    parser = make_parser("physface build-rig", __doc__)
     parser.add_argument("--preset", default="default", help="tiny, default or paper")
-    parser.add_argument("--data", help="data folder (default: PHYSFACE_DATA or ../shared/data)")
+    parser.add_argument(
+        "--data", type=data_argument, help="data folder (default: PHYSFACE_DATA or ../shared/data)"
+    )
     parser.add_argument("--rebuild", action="store_true", help="ignore a cached rig")
     args = parser.parse_args(argv)
 

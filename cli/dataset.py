@@ -7,10 +7,12 @@ an interrupted run continues from its last committed chunk with ``--out`` the sa
 ``--max-minutes`` stops cleanly after the chunk that passes the limit.
 """
 
-import argparse
 import time
 
-from . import run_reporting_errors
+from ..sim.data_paths import data_argument
+from . import make_parser, output_folder, positive, run_reporting_errors
+
+INTERRUPTED_LINE = "interrupted; the frames done are kept; run the same command to resume"
 
 
 def _names(text: str | None) -> tuple[str, ...] | None:
@@ -45,39 +47,39 @@ def status_table(rows: list[dict]) -> str:
 def main(argv: list[str]) -> int:
     from ..sim.dataset import DatasetSettings
 
-    parser = argparse.ArgumentParser(
-        prog="physface dataset",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = make_parser("physface dataset", __doc__)
     parser.add_argument("--preset", default="default", help="rig preset: tiny, default, paper")
     parser.add_argument("--out", required=True, help="dataset folder (created or resumed)")
-    parser.add_argument("--data", help="data folder (default: PHYSFACE_DATA or ../shared/data)")
+    parser.add_argument(
+        "--data", type=data_argument, help="data folder (default: PHYSFACE_DATA or ../shared/data)"
+    )
     parser.add_argument("--resolutions", default="lr,hr", help="lr, hr or lr,hr")
     parser.add_argument("--sequences", help="comma-separated subset (default: all)")
     parser.add_argument("--frames", type=int, help="length of every sequence (default: own)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--variants", type=int, default=1, help="seeded variants per theme")
+    parser.add_argument("--seed", type=int, default=DatasetSettings.seed)
+    parser.add_argument(
+        "--variants", type=int, default=DatasetSettings.variants, help="seeded variants per theme"
+    )
     parser.add_argument(
         "--tolerance", type=float, default=DatasetSettings.tolerance, help="relative residual"
     )
     parser.add_argument("--max-iterations", type=int, default=DatasetSettings.max_iterations)
-    parser.add_argument("--chunk-frames", type=int, default=8, help="frames per commit")
+    parser.add_argument(
+        "--chunk-frames", type=int, default=DatasetSettings.chunk_frames, help="frames per commit"
+    )
     parser.add_argument("--workers", type=int, help="processes (default: one per core)")
-    parser.add_argument("--max-minutes", type=float, help="stop cleanly after this long")
+    parser.add_argument("--max-minutes", type=positive(float), help="stop cleanly after this long")
     parser.add_argument("--status", action="store_true", help="only print the folder's state")
     args = parser.parse_args(argv)
 
     def body() -> int:
-        from ..sim.dataset import (
-            dataset_status,
-            generate_dataset,
-            machine_description,
-        )
+        from ..sim.dataset_format import dataset_status
 
+        out = output_folder(args.out)
         if args.status:
-            print(status_table(dataset_status(args.out)))
+            print(status_table(dataset_status(out)))
             return 0
+        # Every setting is checked here, before anything is loaded or written.
         settings = DatasetSettings(
             preset=args.preset,
             seed=args.seed,
@@ -87,9 +89,11 @@ def main(argv: list[str]) -> int:
             max_iterations=args.max_iterations,
             chunk_frames=args.chunk_frames,
         )
+        from ..sim.dataset import generate_dataset, machine_description
+
         deadline = time.time() + 60 * args.max_minutes if args.max_minutes else None
         run = generate_dataset(
-            args.out,
+            out,
             settings,
             _names(args.resolutions),
             _names(args.sequences),
@@ -99,11 +103,11 @@ def main(argv: list[str]) -> int:
             data_folder=args.data,
         )
         print(f"dataset {run.out_dir}  rig {run.meta['rig_key']}  ({machine_description()})")
-        print(status_table(dataset_status(args.out)))
+        print(status_table(dataset_status(out)))
         print(f"wall time of this run {run.seconds / 60:.1f} min")
         unfinished = [f"{t['sequence']} {t['resolution']}" for t in run.tasks if not t["complete"]]
         if unfinished:
             print(f"unfinished: {', '.join(unfinished)}; run the same command again to resume")
         return 0
 
-    return run_reporting_errors(body)
+    return run_reporting_errors(body, interrupted=INTERRUPTED_LINE)

@@ -10,118 +10,88 @@ Writes to ``--out``: ``report.json`` (table and per-frame errors), ``error_<seq>
 distance).
 """
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 
 from ..sim.images import line_plot, write_png
-from . import run_reporting_errors
+from ..sim.metrics import PAPER_EMBEDDED, format_table
+from . import make_parser, output_folder, positive, run_reporting_errors
 
-PAPER_EMBEDDED_MM = 0.80
 PAPER_FACE_MM = (179.8, 257.3, 164.5)
-OUTER_SKIN_END = 11248  # ICT face + head_neck regions (face_model.REGIONS): the visible skin
 EYEBALLS = ((21451, 23021), (23021, 24591))
+STRETCH_FACTORS = (2.0, 5.0)  # skin edges longer than these multiples of their rest length
 
 # --- the embedded error --------------------------------------------------------------------
 
 
-def embedded_errors(data_dir: Path) -> dict[str, dict[str, np.ndarray]]:
-    """Per sequence with LR and HR frames: per-frame mean and max distance (mm) over the
-    embedded outer skin (``mean``, ``max``), the mean over every embedded vertex
-    (``mean_all``: also mouth and eye sockets), and the frames compared."""
-    from ..sim.dataset import read_dataset, read_npz, read_sequence
+def compare_sequences(data_dir: Path, factors=STRETCH_FACTORS) -> tuple[dict, dict]:
+    """Per sequence with LR and HR frames: the LR-embedded skin's per-frame errors against
+    the HR skin (``metrics.frame_errors``, mm), and per resolution and factor the largest
+    number of visible skin edges stretched beyond that factor in any frame."""
+    from ..sim.dataset_format import read_dataset, read_rest, read_sequence
     from ..sim.errors import DataError
+    from ..sim.metrics import frame_errors, stretched_edges
+    from ..sim.neighbours import triangle_edges
 
     meta = read_dataset(data_dir)
-    embedded = read_npz(data_dir / "rest.npz")["embedded_vertices"]
-    outer = embedded[embedded < OUTER_SKIN_END]
-    errors = {}
+    rest = read_rest(data_dir)
+    embedded, neutral = rest["embedded_vertices"], rest["neutral"]
+    edges = triangle_edges(rest["skin_triangles"])
+    errors, stretch = {}, {}
     for sequence in meta["sequences"]:
         name = sequence["name"]
         try:
-            lr = read_sequence(data_dir, name, "lr")["skin"]
-            hr = read_sequence(data_dir, name, "hr")["skin"]
+            skins = {r: read_sequence(data_dir, name, r)["skin"] for r in ("lr", "hr")}
         except DataError:
             continue
-        count = min(len(lr), len(hr))
+        count = min(len(skin) for skin in skins.values())
         if not count:
             continue
-        outer_mm = 10.0 * np.linalg.norm(hr[:count, outer] - lr[:count, outer], axis=2)
-        all_mm = 10.0 * np.linalg.norm(hr[:count, embedded] - lr[:count, embedded], axis=2)
-        errors[name] = {
-            "mean": outer_mm.mean(axis=1),
-            "max": outer_mm.max(axis=1),
-            "mean_all": all_mm.mean(axis=1),
-            "frames": np.arange(count),
+        errors[name] = frame_errors(skins["lr"], skins["hr"], embedded)
+        stretch[name] = {
+            f"{r}>{f:g}x": int(stretched_edges(skin[:count], neutral, edges, f).max())
+            for r, skin in skins.items()
+            for f in factors
         }
-    return errors
-
-
-def _row(label: str, mean: np.ndarray, peak: np.ndarray, mean_all: np.ndarray) -> dict:
-    return {
-        "sequence": label,
-        "frames": len(mean),
-        "mean": float(mean.mean()),
-        "median": float(np.median(mean)),
-        "std": float(mean.std()),
-        "max_frame_mean": float(mean.max()),
-        "min_frame_mean": float(mean.min()),
-        "max_vertex": float(peak.max()),
-        "mean_all_embedded": float(mean_all.mean()),
-    }
+    return errors, stretch
 
 
 def error_table(errors: dict) -> list[dict]:
     """Rows like the paper's Table 1 (statistics of the per-frame mean error, mm), per
     sequence, then all themes and the paper's test split (anger + fear)."""
-    rows = [_row(name, e["mean"], e["max"], e["mean_all"]) for name, e in errors.items()]
+    from ..sim.metrics import PAPER_TEST_SPLIT
+    from ..sim.metrics import error_table as table
     from ..sim.performances import THEMES
 
-    for label, names in (("themes", THEMES), ("anger+fear", ("anger", "fear"))):
-        chosen = [errors[n] for n in names if n in errors]
-        if chosen:
-            rows.append(
-                _row(
-                    label,
-                    *(np.concatenate([e[k] for e in chosen]) for k in ("mean", "max", "mean_all")),
-                )
-            )
-    return rows
+    return table(errors, (("themes", THEMES), ("anger+fear", PAPER_TEST_SPLIT)))
 
 
-def format_table(rows: list[dict]) -> str:
-    head = (
-        f"{'sequence':<14} {'frames':>6} {'mean':>6} {'median':>6} {'std':>6} {'max':>6} "
-        f"{'min':>6} {'vertex max':>10} {'mean, all embedded':>18}"
-    )
-    lines = [head]
-    for r in rows:
-        lines.append(
-            f"{r['sequence']:<14} {r['frames']:>6} {r['mean']:6.2f} {r['median']:6.2f} "
-            f"{r['std']:6.2f} {r['max_frame_mean']:6.2f} {r['min_frame_mean']:6.2f} "
-            f"{r['max_vertex']:10.2f} {r['mean_all_embedded']:18.2f}"
-        )
-    lines.append(
-        f"{'paper (test)':<14} {445:>6} {0.80:6.2f} {0.77:6.2f} {0.13:6.2f} {1.40:6.2f} {0.55:6.2f}"
-    )
+def format_stretch(stretch: dict) -> str:
+    """Per sequence, the most stretched skin edges in any frame, one column per count."""
+    columns = list(next(iter(stretch.values())))
+    lines = [f"{'sequence':<14} " + " ".join(f"{c:>8}" for c in columns)]
+    for name, counts in stretch.items():
+        lines.append(f"{name:<14} " + " ".join(f"{counts[c]:>8}" for c in columns))
     return "\n".join(lines)
 
 
 def bounding_boxes_mm(data_dir: Path) -> dict[str, list[float]]:
     """Extent (x, y, z) mm of the rest face region and of the embedded outer skin."""
-    from ..sim.dataset import read_npz
+    from ..sim.dataset_format import read_rest
+    from ..sim.face_model import REGIONS
+    from ..sim.metrics import visible_vertices
 
-    rest = read_npz(data_dir / "rest.npz")
+    rest = read_rest(data_dir)
     neutral, embedded = rest["neutral"], rest["embedded_vertices"]
 
     def extent(points):
         return [round(float(v), 1) for v in 10.0 * (points.max(axis=0) - points.min(axis=0))]
 
     return {
-        "face region": extent(neutral[:9409]),
-        "embedded outer skin": extent(neutral[embedded[embedded < OUTER_SKIN_END]]),
+        "face region": extent(neutral[slice(*REGIONS["face"])]),
+        "embedded outer skin": extent(neutral[visible_vertices(embedded)]),
         "paper face": list(PAPER_FACE_MM),
     }
 
@@ -164,8 +134,8 @@ def render_sheets(
 ) -> list[Path]:
     """Per sequence, a contact sheet of LR-embedded | HR | HR coloured by distance for the
     frame of largest error and the frame of largest HR motion (then evenly spaced ones)."""
-    from ..operators.snapshot import SnapshotMesh, contact_sheet, render_views
-    from ..sim.dataset import read_npz, read_sequence
+    from ..blender.snapshot import SnapshotMesh, contact_sheet, render_views
+    from ..sim.dataset_format import read_npz, read_sequence
 
     rest = read_npz(data_dir / "rest.npz")
     triangles, neutral = rest["skin_triangles"], rest["neutral"]
@@ -231,11 +201,11 @@ def write_report(
 ) -> dict:
     """Compute the table, write report.json and the plots (and the renders); returns the
     report as a dict with the written paths."""
-    from ..sim.dataset import read_dataset
+    from ..sim.dataset_format import read_dataset
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     meta = read_dataset(data_dir)
-    errors = embedded_errors(data_dir)
+    errors, stretch = compare_sequences(data_dir)
     rows = error_table(errors)
     out_dir.mkdir(parents=True, exist_ok=True)
     images = []
@@ -259,8 +229,9 @@ def write_report(
         "preset": meta["preset"],
         "rig_key": meta["rig_key"],
         "bounding_boxes_mm": bounding_boxes_mm(data_dir),
-        "paper_embedded_mean_mm": PAPER_EMBEDDED_MM,
+        "paper_embedded_mm": PAPER_EMBEDDED,
         "table": rows,
+        "stretched_skin_edges": stretch,
         "per_frame": {
             n: {k: e[k].round(4).tolist() for k in ("mean", "max", "mean_all")}
             for n, e in errors.items()
@@ -273,17 +244,17 @@ def write_report(
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="physface dataset-report",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = make_parser("physface dataset-report", __doc__)
     parser.add_argument("--data", required=True, help="the dataset folder")
     parser.add_argument("--out", required=True, help="folder for the report")
-    parser.add_argument("--frames", type=int, default=2, help="rendered frames per sequence")
+    parser.add_argument(
+        "--frames", type=positive(int), default=2, help="rendered frames per sequence"
+    )
     parser.add_argument("--views", default="front", help="front, three_quarter, side")
-    parser.add_argument("--resolution", type=int, default=420, help="pixels per render")
-    parser.add_argument("--cap-mm", type=float, default=2.0, help="top of the colour scale")
+    parser.add_argument("--resolution", type=positive(int), default=420, help="pixels per render")
+    parser.add_argument(
+        "--cap-mm", type=positive(float), default=2.0, help="top of the colour scale"
+    )
     parser.add_argument("--engine", default="BLENDER_WORKBENCH", help="or CYCLES")
     parser.add_argument("--no-renders", action="store_true", help="table and plots only")
     args = parser.parse_args(argv)
@@ -291,7 +262,7 @@ def main(argv: list[str]) -> int:
     def body() -> int:
         report = write_report(
             Path(args.data),
-            Path(args.out),
+            output_folder(args.out),
             not args.no_renders,
             args.frames,
             tuple(v.strip() for v in args.views.split(",")),
@@ -307,6 +278,9 @@ def main(argv: list[str]) -> int:
             print("no sequence has both LR and HR frames yet")
         else:
             print(format_table(report["table"]))
+            factors = " and ".join(f"{f:g}x" for f in STRETCH_FACTORS)
+            print(f"skin edges stretched beyond {factors} their rest length (most in a frame)")
+            print(format_stretch(report["stretched_skin_edges"]))
         boxes = report["bounding_boxes_mm"]
         for label, box in boxes.items():
             print(f"  {label:<20} {box[0]:.1f} × {box[1]:.1f} × {box[2]:.1f} mm")

@@ -3,12 +3,12 @@ each muscle alone at full activation (and the jaw open), coloured by how far eac
 point moved (white 0 → red ≥ 5 mm), front and three-quarter, plus a contact sheet. The
 check that every muscle moves the face the way that muscle moves a real face."""
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
-from . import run_reporting_errors
+from ..sim.data_paths import data_argument
+from . import make_parser, output_folder, run_reporting_errors
 
 FULL_SCALE_MM = 5.0
 
@@ -27,13 +27,14 @@ def render_muscle_pictures(preset: str, out_dir: Path, data=None, muscles=None) 
     from ..sim.anatomy import JawPose
     from ..sim.controls import Controls
     from ..sim.face_model import load_face_model
+    from ..sim.playback import HeadPlayer
     from ..sim.rig import load_rig
-    from ..sim.simulator import Simulator
     from ..sim.tissue import OUTER_SKIN_REGIONS
 
     model = load_face_model(data)
     rig = load_rig(preset, data, with_hr=False)
-    simulator = Simulator(rig, "lr", tolerance=1e-4, max_iterations=300, face_model=model)
+    player = HeadPlayer(rig, tolerance=1e-4, max_iterations=300)
+    rest = rig.ict_rest_positions
     skin = np.concatenate([model.region(r) for r in OUTER_SKIN_REGIONS])
     triangles = model.triangles(skin)
     names = muscles or [n for n in rig.muscle_names if not n.endswith("_R")]
@@ -41,10 +42,9 @@ def render_muscle_pictures(preset: str, out_dir: Path, data=None, muscles=None) 
     cases.append(("jaw_open_20deg", Controls(jaw=JawPose(opening_deg=20.0))))
     paths, labels = [], []
     for name, controls in cases:
-        simulator.reset()
-        result = simulator.step(controls)
-        positions = simulator.ict_positions(result)
-        moved = 10.0 * np.linalg.norm(positions - model.neutral, axis=1)
+        player.reset()  # each muscle alone, from rest
+        positions = player.play(0, controls).positions.copy()
+        moved = 10.0 * np.linalg.norm(positions - rest, axis=1)
         mesh = SnapshotMesh(positions, triangles, vertex_colors=_heat(moved))
         views = render_views([mesh], out_dir, name, ("front", "three_quarter"),
                              resolution=(420, 420), engine="BLENDER_WORKBENCH")  # fmt: skip
@@ -55,15 +55,18 @@ def render_muscle_pictures(preset: str, out_dir: Path, data=None, muscles=None) 
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="physface muscle-pictures", description=__doc__)
+    parser = make_parser("physface muscle-pictures", __doc__)
     parser.add_argument("--preset", default="default")
     parser.add_argument("--out", default="out/muscles")
-    parser.add_argument("--data", help="data folder (default: PHYSFACE_DATA or ../shared/data)")
+    parser.add_argument(
+        "--data", type=data_argument, help="data folder (default: PHYSFACE_DATA or ../shared/data)"
+    )
     parser.add_argument("--muscle", action="append", help="only these muscles (repeatable)")
     args = parser.parse_args(argv)
 
     def body() -> int:
-        paths = render_muscle_pictures(args.preset, Path(args.out), args.data, args.muscle)
+        out = output_folder(args.out)
+        paths = render_muscle_pictures(args.preset, out, args.data, args.muscle)
         print(paths[-1])
         return 0
 

@@ -2,12 +2,12 @@
 space — skin, bones, muscles coloured by name and the LR lattice, front and side — and a
 contact sheet of them all."""
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
-from . import run_reporting_errors
+from ..sim.data_paths import data_argument
+from . import make_parser, output_folder, positive, run_reporting_errors
 
 
 def _muscle_colours(count: int) -> np.ndarray:
@@ -82,21 +82,22 @@ def render_rig_pictures(rig, model, out_dir: Path, resolution: int = 700) -> lis
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="physface rig-pictures", description=__doc__)
+    parser = make_parser("physface rig-pictures", __doc__)
     parser.add_argument("--preset", default="default")
-    parser.add_argument("--data", help="data folder (default: PHYSFACE_DATA or ../shared/data)")
+    parser.add_argument(
+        "--data", type=data_argument, help="data folder (default: PHYSFACE_DATA or ../shared/data)"
+    )
     parser.add_argument("--out", default="out/rig", help="output folder for the PNGs")
-    parser.add_argument("--resolution", type=int, default=700)
+    parser.add_argument("--resolution", type=positive(int), default=700)
     args = parser.parse_args(argv)
 
     def body() -> int:
         from ..sim.face_model import load_face_model
         from ..sim.rig import load_rig
 
+        out = output_folder(args.out)  # before the rig, which may take minutes to build
         rig = load_rig(args.preset, args.data)
-        paths = render_rig_pictures(
-            rig, load_face_model(args.data), Path(args.out), args.resolution
-        )
+        paths = render_rig_pictures(rig, load_face_model(args.data), out, args.resolution)
         for path in paths:
             print(path)
         return 0

@@ -63,8 +63,8 @@ class SettingsError(PhysFaceError, ValueError):
 def _check_integer(name: str, value, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise SettingsError(
-            f"The dataset setting {name} must be a whole number of at least {minimum}, "
-            f"not {value!r}."
+            f"The dataset setting {name} (--{name.replace('_', '-')}) must be a whole number "
+            f"of at least {minimum}, not {value!r}."
         )
 
 
@@ -90,7 +90,9 @@ class DatasetSettings:
 
     def __post_init__(self):
         if not isinstance(self.preset, str) or not self.preset:
-            raise SettingsError(f"The dataset setting preset must be a name, not {self.preset!r}.")
+            raise SettingsError(
+                f"The dataset setting preset (--preset) must be a name, not {self.preset!r}."
+            )
         _check_integer("seed", self.seed, 0)
         _check_integer("variants", self.variants, 1)
         if self.frames is not None:
@@ -105,8 +107,8 @@ class DatasetSettings:
             or not 0.0 < tolerance < 1.0
         ):
             raise SettingsError(
-                "The dataset setting tolerance (relative solver residual) must be a number "
-                f"between 0 and 1, such as {TRAINING_TOLERANCE:g}, not {tolerance!r}."
+                "The dataset setting tolerance (--tolerance, a relative solver residual) must "
+                f"be a number between 0 and 1, such as {TRAINING_TOLERANCE:g}, not {tolerance!r}."
             )
 
     def identity(self) -> dict:
@@ -801,7 +803,7 @@ def generate_dataset(
         "tolerance": settings.tolerance,
         "max_iterations": settings.max_iterations,
         "chunk_frames": settings.chunk_frames,
-        "data_folder": None if data_folder is None else str(data_folder),
+        "data_folder": data_folder,  # as given: a DataSetting keeps its source for messages
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     with exclusive_folder(out_dir):

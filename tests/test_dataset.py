@@ -404,6 +404,9 @@ def test_report_table_plots_and_renders(tmp_path, straight, blender):
     assert rows["fear"]["max_vertex"] == pytest.approx(1.0, abs=1e-3)
     assert rows["anger+fear"]["mean"] == pytest.approx(0.75, abs=1e-3)
     assert rows["anger"]["frames"] == FRAMES
+    # The fake HR skin is the LR skin shifted rigidly: the same edges are stretched in both.
+    stretch = report["stretched_skin_edges"]["anger"]
+    assert stretch["lr>2x"] == stretch["hr>2x"] and stretch["lr>5x"] == stretch["hr>5x"]
     box = report["bounding_boxes_mm"]["face region"]
     assert 150 < box[0] < 220 and 200 < box[1] < 320  # a head-sized face, in mm
     for path in report["plots"]:  # valid PNGs: signature, IHDR, and IDAT that inflates
