@@ -44,7 +44,7 @@ class VIEW3D_PT_physface(bpy.types.Panel):
         layout.label(text=head.name, icon="USER")
         if props.last_error:
             _alert(layout, props.last_error, "ERROR")
-        problem = bake_problem(head)
+        problem = bake_problem(head, [context.scene.frame_current])
         if problem is not None:
             _alert(layout, f"Bake: {problem.message}", "ERROR")
         if props.last_warning:

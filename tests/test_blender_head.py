@@ -1,6 +1,8 @@
 """The artist's workflow in headless Blender on the tiny rig: add, sliders, bake, batch."""
 
+import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -357,6 +359,10 @@ def test_bakes_of_two_files_in_one_folder_stay_separate_and_move_with_them(
     frames_b = _bake_scene(bpy, head, shots / "shot_b.blend", jaw_at_3=20.0)
     assert {path: path.read_bytes() for path in bake_a} == before  # shot_b wrote elsewhere
     assert head.physface.bake_path == "//physface_bake/shot_b/PhysFace_Head.pc2"
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in bake_a:  # as readable as the .blend beside them (not 0600)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
     assert np.abs(frames_b[2] - frames_a[2]).max() > 0.3  # two different performances
 
     # A third file in the folder rendered from the command line bakes beside, not over.
@@ -389,6 +395,10 @@ def test_a_missing_bake_is_an_error_in_the_panel(head, blender, addon_module, tm
     assert not any("Bake" in label for label in _panel_labels(bpy, addon_module, head))
     _bake_scene(bpy, head, tmp_path / "scene.blend", jaw_at_3=10.0)
     assert not any("ERROR" in label for label in _panel_labels(bpy, addon_module, head))
+    bpy.context.scene.frame_set(8)  # past the bake's frames 1-3: it would show frame 3
+    errors = [label for label in _panel_labels(bpy, addon_module, head) if "ERROR" in label]
+    assert len(errors) == 1 and "frame 8" in errors[0], errors
+    bpy.context.scene.frame_set(2)
     shutil.rmtree(tmp_path / "physface_bake")
     errors = [label for label in _panel_labels(bpy, addon_module, head) if "ERROR" in label]
     assert len(errors) == 1 and "PhysFace_Head.pc2" in errors[0] and "missing" in errors[0]
