@@ -495,3 +495,20 @@ def test_the_format_module_reads_without_warp_scipy_or_the_simulator(straight):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == [str(FRAMES), str(7 * len(RESOLUTIONS)), "[]"]
+
+
+def test_workers_use_the_data_folder_they_were_given(tmp_path, straight, settings, monkeypatch):
+    """With PHYSFACE_DATA pointing nowhere, a run given the data folder must still work in
+    its worker processes (they inherit the variable): nothing there may fall back to the
+    default face model; the frames are those of the straight run."""
+    from physface.sim.data_paths import find_data_folder
+    from physface.sim.dataset import generate_dataset
+    from physface.sim.dataset_format import file_sha256
+
+    data = str(find_data_folder().root)
+    monkeypatch.setenv("PHYSFACE_DATA", str(tmp_path / "nowhere"))
+    out = tmp_path / "given"
+    sequences = ("pain", "fear")
+    generate_dataset(out, settings, ("lr",), sequences, workers=2, progress=False, data_folder=data)
+    for name in sequences:
+        assert file_sha256(out / name / "lr.npz") == file_sha256(straight / name / "lr.npz")
