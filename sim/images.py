@@ -321,6 +321,8 @@ def line_plot(
         label = _format_tick(value, y_step)
         draw_text(image, left - 8 - text_width(label), int(y) - 7, label, dark)
     x_step = _nice_step(x_max - x_min, 8)
+    if np.all(xs == np.round(xs)):  # frame numbers: no fractional ticks
+        x_step = max(x_step, 1.0)
     for value in np.arange(np.ceil(x_min / x_step) * x_step, x_max + 1e-9, x_step):
         x = float(px(value))
         draw_line(image, x, top + plot_h, x, top + plot_h + 6, dark, 2)
