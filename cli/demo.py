@@ -2,17 +2,16 @@
 two-second performance from the expression presets with jaw motion, bakes it, saves
 ``out/demo/demo.blend``, renders a few frames (Cycles on the CPU) and a contact sheet."""
 
-import argparse
 import time
 from pathlib import Path
 
-from . import run_reporting_errors
+from . import make_parser, run_reporting_errors
 
 DEMO_FRAMES = (1, 10, 18, 26, 34, 42)
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="physface demo", description=__doc__)
+    parser = make_parser("physface demo", __doc__)
     parser.add_argument("--preset", default="default", help="rig preset (tiny, default, paper)")
     parser.add_argument("--out", default="out/demo", help="output folder")
     parser.add_argument("--samples", type=int, default=24, help="Cycles samples per frame")

@@ -9,12 +9,13 @@ with one clear line on any failure (missing file, bad frame range, unwritable ou
 head in the scene, a missing or short bake).
 """
 
-import argparse
 import sys
 
 
-def _parser(with_blend: bool) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="physface render", description=__doc__)
+def _parser(with_blend: bool):
+    from . import make_parser
+
+    parser = make_parser("physface render", __doc__)
     if with_blend:
         parser.add_argument("blend", help="the .blend file to render")
     parser.add_argument("--frames", required=True, help="e.g. 1-48 or 1,5,10-12")
@@ -79,9 +80,8 @@ def _inside_blender() -> int:
         spec.loader.exec_module(package)
         package.register()
     argv = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else []
-    args = _parser(with_blend=False).parse_args(argv)
     render = importlib.import_module(f"{package.__name__}.cli.render")
-    return render.run(args, None)
+    return render.run(render._parser(with_blend=False).parse_args(argv), None)
 
 
 if __name__ == "__main__":
