@@ -26,11 +26,14 @@ class PHYSFACE_AP_preferences(bpy.types.AddonPreferences):
 
 
 def data_folder_setting(context) -> str | None:
-    """The data folder preference as an absolute path, or None when unset."""
+    """The data folder preference as an absolute path (that says it came from the
+    preference, for error messages), or None when unset."""
+    from ..sim.data_paths import preference_setting
+
     addon = context.preferences.addons.get(ADDON_PACKAGE)
     if addon is None or not addon.preferences.data_folder:
         return None
-    return bpy.path.abspath(addon.preferences.data_folder)
+    return preference_setting(bpy.path.abspath(addon.preferences.data_folder))
 
 
 classes = (PHYSFACE_AP_preferences,)

@@ -17,7 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from .anatomy import Anatomy, build_anatomy
-from .cache import atomic_path, cache_root, content_key
+from .cache import (
+    atomic_path,
+    cache_root,
+    content_key,
+    read_arrays,
+    read_or_rebuild,
+    write_arrays,
+)
 from .errors import DataError
 from .face_model import REGIONS, FaceModel, load_face_model
 from .lattice import ClipRegion, LipZone, build_lattice, skin_lip_sides
@@ -265,6 +272,12 @@ _NESTED = {"anatomy": Anatomy, "lr": SimMesh, "hr": SimMesh, "lr_muscles": MeshM
 
 def save_rig(rig: Rig, path: Path) -> None:
     """Write a rig as one .npz (atomically)."""
+    with atomic_path(path) as tmp:
+        write_arrays(tmp, rig_arrays(rig))
+
+
+def rig_arrays(rig: Rig) -> dict[str, np.ndarray]:
+    """A rig as named arrays (``read_rig`` reads them back)."""
     arrays: dict[str, np.ndarray] = {}
     for f in fields(rig):
         value = getattr(rig, f.name)
@@ -277,8 +290,7 @@ def save_rig(rig: Rig, path: Path) -> None:
             arrays[f.name] = np.array([f"{k}={v}" for k, v in value.items()])
         else:
             arrays[f.name] = np.asarray(value)
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
+    return arrays
 
 
 def _scalar(value: np.ndarray):
@@ -287,9 +299,8 @@ def _scalar(value: np.ndarray):
 
 
 def read_rig(path: Path) -> Rig:
-    """Read a rig written by save_rig."""
-    with np.load(path) as stored:
-        data = {name: stored[name] for name in stored.files}
+    """Read a rig written by save_rig (every array in full: a damaged file raises here)."""
+    data = read_arrays(path)
     values: dict[str, object] = {}
     for f in fields(Rig):
         if f.name in _NESTED:
@@ -334,15 +345,16 @@ def load_rig(preset: str | RigPreset = "default", data_folder=None, progress=Non
     if not with_hr:
         preset = replace(preset, build_hr=False)
     path = rig_cache_path(preset, face_model_key(data_folder))
-    if path.is_file() and not rebuild:
-        try:
-            return read_rig(path)
-        except (OSError, ValueError, KeyError):
-            path.unlink(missing_ok=True)
-    rig = build_rig(preset, load_face_model(data_folder), progress)
-    rig.key = path.stem
-    save_rig(rig, path)
-    return rig
+
+    def build() -> Rig:
+        rig = build_rig(preset, load_face_model(data_folder), progress)
+        rig.key = path.stem
+        return rig
+
+    def write(tmp: Path, rig: Rig) -> None:
+        write_arrays(tmp, rig_arrays(rig))
+
+    return read_or_rebuild(path, read_rig, build, write, "rig", rebuild=rebuild)
 
 
 __all__ = ["PRESETS", "Rig", "RigPreset", "build_rig", "load_rig", "JAW", "SKULL", "REGIONS"]

@@ -247,3 +247,28 @@ def test_failed_atomic_write_leaves_the_old_file(tmp_path):
         tmp.write_bytes(b"half")
         raise RuntimeError("interrupted")
     assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["kept.bin"]
+
+
+def test_a_damaged_rig_is_rebuilt_with_one_line(capsys):
+    """A truncated rig in the cache is removed and built again, said once, and the
+    rebuilt rig equals the one it replaces (the LR build is deterministic)."""
+    from dataclasses import replace
+
+    from physface.sim.face_model import face_model_key
+    from physface.sim.rig import PRESETS, load_rig, rig_arrays, rig_cache_path
+
+    good = load_rig("tiny", with_hr=False)
+    path = rig_cache_path(replace(PRESETS["tiny"], build_hr=False), face_model_key())
+    assert path.is_file()
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    capsys.readouterr()
+    healed = load_rig("tiny", with_hr=False)
+    lines = [line for line in capsys.readouterr().err.splitlines() if "rebuilding" in line]
+    assert len(lines) == 1 and "rig" in lines[0] and str(path) in lines[0]
+    expected, got = rig_arrays(good), rig_arrays(healed)
+    assert expected.keys() == got.keys()
+    for name in expected:
+        if name != "build_seconds":
+            np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+    load_rig("tiny", with_hr=False)
+    assert "rebuilding" not in capsys.readouterr().err
