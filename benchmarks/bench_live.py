@@ -29,6 +29,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--preset", default="default")
     parser.add_argument("--frames", type=int, default=72)
+    parser.add_argument("--tolerance", type=float, help="solver tolerance (default: the head's)")
     args = parser.parse_args()
     os.environ.setdefault("PHYSFACE_CACHE", str(REPO / ".cache"))
     os.environ.setdefault("WARP_CACHE_PATH", str(REPO / ".cache" / "warp"))
@@ -48,6 +49,8 @@ def main() -> int:
     scene = bpy.context.scene
     scene.frame_end = args.frames
     props = head.physface
+    if args.tolerance is not None:
+        props.tolerance = args.tolerance
     scene.frame_set(1)  # warm-up: kernels loaded, factor built
     stages = {name: [] for name in (*STAGES, "iterations")}
     walls, controls = [], []
@@ -77,7 +80,10 @@ def main() -> int:
     facts = machine()
     print(f"machine: {facts['processor']}, {facts['cpus']} cores (CPU)")
     print(f"preset {args.preset}: LR {mesh.element_count:,} elements, {mesh.vertex_count:,} nodes")
-    print(f"{len(walls)} frames, mean {mean['iterations']:.1f} iterations per frame")
+    print(
+        f"{len(walls)} frames at tolerance {props.tolerance:g}, "
+        f"mean {mean['iterations']:.1f} iterations per frame"
+    )
     print(f"{'stage':<30}{'ms/frame':>10}{'share':>8}")
     for name in STAGES:
         print(f"{name[:-3]:<30}{mean[name]:>10.2f}{mean[name] / wall:>8.0%}")
@@ -94,6 +100,7 @@ def main() -> int:
         {
             "preset": args.preset,
             "frames": len(walls),
+            "tolerance": props.tolerance,
             "stages_ms": mean,
             "wall_ms": wall,
             "fps": 1000 / wall,
