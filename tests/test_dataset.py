@@ -56,7 +56,8 @@ def settings():
 def straight(tmp_path_factory, settings):
     """An uninterrupted in-process run of the dataset: every sequence in LR, those of
     HR_SEQUENCES in HR, FRAMES frames each."""
-    from physface.sim.dataset import forget_process_cache, generate_dataset
+    from physface.sim.dataset import generate_dataset
+    from physface.sim.dataset_tasks import forget_process_cache
 
     forget_process_cache()
     out = tmp_path_factory.mktemp("straight")
@@ -212,8 +213,9 @@ def test_format_round_trip_with_numpy_alone(straight, settings, book):
 
 
 def test_resume_after_interruption_gives_the_same_bytes(tmp_path, straight, settings):
-    from physface.sim.dataset import Interrupted, forget_process_cache, generate_dataset
+    from physface.sim.dataset import generate_dataset
     from physface.sim.dataset_format import file_sha256
+    from physface.sim.dataset_tasks import Interrupted, forget_process_cache
 
     # Quasi-static (warm start from the last two frames), dynamics (velocities), contacts.
     sequences = ("anger", "head_shake", "cheek_sphere")
@@ -247,8 +249,9 @@ def test_resume_after_interruption_gives_the_same_bytes(tmp_path, straight, sett
 
 
 def test_damaged_chunk_is_verified_and_redone(tmp_path, straight, settings):
-    from physface.sim.dataset import Interrupted, generate_dataset
+    from physface.sim.dataset import generate_dataset
     from physface.sim.dataset_format import file_sha256
+    from physface.sim.dataset_tasks import Interrupted
 
     out = tmp_path / "damaged"
     with pytest.raises(Interrupted):
@@ -293,19 +296,20 @@ def test_a_second_run_on_the_same_folder_is_refused(tmp_path, straight, settings
 def test_an_orphaned_worker_stops_without_committing(tmp_path, straight, settings, monkeypatch):
     import os
 
-    from physface.sim import dataset
+    from physface.sim import dataset_tasks
+    from physface.sim.dataset import generate_dataset
 
     out = tmp_path / "orphan"
-    with pytest.raises(dataset.Interrupted):
-        dataset.generate_dataset(
+    with pytest.raises(dataset_tasks.Interrupted):
+        generate_dataset(
             out, settings, ("lr",), ("fear",), workers=0, progress=False, interrupt_after=3
         )
     manifest = (out / "fear" / "lr.json").read_bytes()
     parts = sorted(p.name for p in (out / "fear" / "lr.parts").iterdir())
     # As a pool worker whose parent has died: the process's parent is no longer the run.
-    monkeypatch.setitem(dataset._PROCESS, "parent", os.getppid() + 1)
-    with pytest.raises(dataset.Orphaned, match="has ended"):
-        dataset.generate_dataset(out, settings, ("lr",), ("fear",), workers=0, progress=False)
+    monkeypatch.setitem(dataset_tasks._PROCESS, "parent", os.getppid() + 1)
+    with pytest.raises(dataset_tasks.Orphaned, match="has ended"):
+        generate_dataset(out, settings, ("lr",), ("fear",), workers=0, progress=False)
     assert (out / "fear" / "lr.json").read_bytes() == manifest
     assert sorted(p.name for p in (out / "fear" / "lr.parts").iterdir()) == parts
 
@@ -490,7 +494,8 @@ def test_the_format_module_reads_without_warp_scipy_or_the_simulator(straight):
         f"skin = read_sequence({str(straight)!r}, 'anger', 'lr')['skin']\n"
         f"rows = dataset_status({str(straight)!r})\n"
         "heavy = [m for m in sys.modules if m.split('.')[0] in ('warp', 'scipy', 'torch')]\n"
-        "heavy += [m for m in sys.modules if m.endswith(('simulator', 'sim.dataset'))]\n"
+        "heavy += [m for m in sys.modules\n"
+        "          if m.endswith(('simulator', 'sim.dataset', 'sim.dataset_tasks'))]\n"
         "print(skin.shape[0], len(rows), heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
