@@ -270,7 +270,14 @@ class Simulator:
             np.eye(4),
             np.tile(np.array([0, 0, 0, 1], np.float32), (self.element_count, 1)),
         )
-        self._frame = _Frame(np.zeros((self.node_count, 3)), np.zeros((len(self.free_nodes), 3)))
+        free_count = len(self.free_nodes)
+        self._frame = _Frame(np.zeros((self.node_count, 3)), np.zeros((free_count, 3)))
+        # per-iteration buffers: the global RHS, three iterates (x, the plain step and the
+        # fallback may all be alive at once) and a scratch for the residual
+        self._rhs_free = np.zeros((free_count, 3))
+        self._forces_free = np.zeros((free_count, 3), dtype=np.float32)
+        self._iterates = [np.zeros((free_count, 3)) for _ in range(3)]
+        self._scratch = np.zeros((free_count, 3))
         self.positions = self.rest_positions.copy()
         self.reset()
 
@@ -582,7 +589,8 @@ class Simulator:
         energy = self._project()
         seconds["local"] += time.perf_counter() - clock
         clock = time.perf_counter()
-        rhs = self._assemble()[self.free_nodes] + frame.rhs
+        np.take(self._assemble(), self.free_nodes, axis=0, out=self._forces_free)
+        rhs = np.add(self._forces_free, frame.rhs, out=self._rhs_free)
         energy += self._extra_energy(frame, frame.positions)
         seconds["rhs"] += time.perf_counter() - clock
         return rhs, energy
@@ -607,7 +615,8 @@ class Simulator:
 
         accelerator = _Anderson(self.anderson_depth) if self.acceleration == "anderson" else None
         energies: list[float] = []
-        x = frame.positions[self.free_nodes]
+        x = self._iterates[0]
+        np.take(frame.positions, self.free_nodes, axis=0, out=x)
         fallback = None  # the plain step from the last accepted iterate, while extrapolating
         residual, iterations, converged = np.inf, 0, False
         while iterations < self.max_iterations:
@@ -619,7 +628,8 @@ class Simulator:
                 continue
             energies.append(energy)
             clock = time.perf_counter()
-            plain = frame.factor.solve(rhs).copy()
+            plain = next(b for b in self._iterates if b is not x and b is not fallback)
+            np.copyto(plain, frame.factor.solve(rhs))
             seconds["solve"] += time.perf_counter() - clock
             if self.contacts.active:
                 clock = time.perf_counter()
@@ -627,7 +637,8 @@ class Simulator:
                     frame.factor, frame.positions, x, plain, self._upload_positions
                 )
                 seconds["contacts"] += time.perf_counter() - clock
-            residual = float(np.sqrt(((plain - x) ** 2).sum(axis=1).max()) / self.mean_edge_cm)
+            step = np.subtract(plain, x, out=self._scratch)
+            residual = float(np.sqrt(np.einsum("ij,ij->i", step, step).max()) / self.mean_edge_cm)
             if residual <= self.tolerance:
                 x, converged = plain, True
                 break
