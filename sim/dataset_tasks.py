@@ -421,9 +421,13 @@ def run_pool(tasks: list[Task], workers: int, bar, deadline) -> list[dict]:
     one_thread = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
     saved = {k: os.environ.get(k) for k in one_thread}
     os.environ.update(one_thread)  # inherited by the spawned workers
+    # Workers are born ignoring Ctrl-C (an ignored signal stays ignored across exec), so
+    # one pressed while they start up prints no traceback of theirs.
+    answer = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         pool = context.Pool(workers, initializer=_worker_init, initargs=(ticks, os.getpid()))
     finally:
+        signal.signal(signal.SIGINT, answer)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -27,7 +27,9 @@ import hashlib
 import importlib.machinery
 import importlib.util
 import os
+import signal
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -263,10 +265,27 @@ def _write_tetwild(path: Path, mesh: tuple[np.ndarray, np.ndarray]) -> None:
     write_arrays(path, {"nodes": nodes, "tets": tets.astype(np.int32)})
 
 
+@contextmanager
+def _python_signal_handlers():
+    """Put Python's SIGINT and SIGTERM handlers back after native code: fTetWild's
+    geogram installs its own, after which Ctrl-C killed the process outright (exit −2,
+    no KeyboardInterrupt, no "interrupted" line) instead of stopping it cleanly."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
+
+
 def _run_tetwild(positions, triangles, coarse, epsilon, bg_nodes, bg_tets, bg_values):
     """One fTetWild run: (nodes (N, 3) float64, tets (E, 4) int64)."""
     wrapper = _load_tetwild()
-    with _scratch_directory():  # fTetWild writes __tracked_surface.stl to the working folder
+    with _scratch_directory(), _python_signal_handlers():
+        # fTetWild writes __tracked_surface.stl to the working folder
         nodes, tets = wrapper.tetrahedralize_mesh(
             np.ascontiguousarray(positions),
             np.ascontiguousarray(triangles, dtype=np.uint32),

@@ -92,6 +92,9 @@ def test_ctrl_c_during_dataset_keeps_the_frames_and_says_so(tmp_path):
     """Ctrl-C reaches the whole foreground process group (the run and its workers): one
     line, exit 130, the committed frames readable."""
     from physface.sim.dataset_format import dataset_status, read_sequence
+    from physface.sim.rig import load_rig
+
+    load_rig("tiny")  # built here on a fresh clone, so the run below starts simulating at once
 
     out = tmp_path / "dataset"
     command = [

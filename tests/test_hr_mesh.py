@@ -138,3 +138,31 @@ def test_parts_without_bone_are_found():
     labels = np.zeros(9, dtype=np.int8)
     labels[0] = SKULL
     assert _loose_elements(tets, labels).tolist() == [False, False, True]
+
+
+def test_ctrl_c_still_stops_python_after_ftetwild():
+    """fTetWild (geogram) installs native signal handlers; after a run, SIGINT must still
+    raise KeyboardInterrupt (a dataset run building its rig answers Ctrl-C with one line,
+    not a kill). Run in a child process: a broken handler would kill it, not pytest."""
+    import subprocess
+    import sys
+
+    script = """
+import os, signal, time
+import numpy as np
+from physface.sim.hr_mesh import _run_tetwild
+v = np.array([[0,0,0],[1,0,0],[1,1,0],[0,1,0],[0,0,1],[1,0,1],[1,1,1],[0,1,1]], float)
+f = np.array([[0,2,1],[0,3,2],[4,5,6],[4,6,7],[0,1,5],[0,5,4],[1,2,6],[1,6,5],[2,3,7],
+              [2,7,6],[3,0,4],[3,4,7]])
+nodes, tets = _run_tetwild(v, f, 0.5, 1e-3, np.zeros((0, 3)), np.zeros((0, 4), int), np.zeros(0))
+assert len(tets) > 0
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(2)
+except KeyboardInterrupt:
+    print("caught")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "caught"
