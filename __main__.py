@@ -18,6 +18,7 @@ VERBS = {
     "render": "render",
     "dataset": "dataset",
     "dataset-report": "dataset_report",
+    "prepare": "prepare",
 }
 USAGE = "usage: python -m physface [--debug] <verb> [args]   (<verb> --help for its options)"
 
