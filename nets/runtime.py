@@ -20,8 +20,11 @@ torch model with the same call when torch is importable.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -88,7 +91,7 @@ def export_model(
     example = model.lr_rest[None].clone()
     onnx_path, npz_path = folder / ONNX_NAME, folder / NPZ_NAME
     with atomic_path(onnx_path) as tmp:
-        with torch.no_grad():
+        with torch.no_grad(), _quiet_exporter():
             program = torch.onnx.export(
                 graph,
                 (example,),
@@ -123,6 +126,21 @@ def export_model(
         with open(tmp, "wb") as stream:
             np.savez(stream, **arrays)
     return npz_path
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """Hide the exporter's notes that are not ours (torchvision absent, deprecations)."""
+    logger = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def _inference_graph(model):
