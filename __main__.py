@@ -18,6 +18,8 @@ VERBS = {
     "render": "render",
     "dataset": "dataset",
     "dataset-report": "dataset_report",
+    "train": "train",
+    "evaluate": "evaluate",
     "prepare": "prepare",
 }
 USAGE = "usage: python -m physface [--debug] <verb> [args]   (<verb> --help for its options)"
