@@ -442,6 +442,31 @@ def _rig_tables(folder: Path, meta: dict, embedded: np.ndarray, lr_rest: np.ndar
     )
 
 
+def rig_pair_rest(rig, ict_triangles: np.ndarray) -> PairRest:
+    """The rest data of a face rig (with its HR tables): skin rows are the rig's embedded
+    ICT vertices, triangles the ICT ``ict_triangles`` (T, 3) among them."""
+    if rig.hr_skin_lr_neighbours is None or rig.lr_knn is None:
+        raise DataError(
+            f"The rig {rig.preset!r} has no neighbour tables; load it with its HR mesh."
+        )
+    embedded = rig.lr_skin.vertices.astype(np.int64)
+    rest = rig.ict_rest_positions
+    return PairRest(
+        lr_rest=rig.lr.rest_positions.astype(np.float32),
+        lr_tets=rig.lr.tets,
+        skin_rest=rest[embedded].astype(np.float32),
+        skin_triangles=_embedded_triangles(
+            np.asarray(ict_triangles, np.int64), embedded, len(rest)
+        ),
+        skin_lr_neighbours=rig.hr_skin_lr_neighbours,
+        skin_lr_distances=rig.hr_skin_lr_distances,
+        lr_knn=rig.lr_knn,
+        skin_elements=rig.lr_skin.elements,
+        skin_weights=rig.lr_skin.weights,
+        skin_vertices=embedded,
+    )
+
+
 def fit_embedding(
     points: np.ndarray,
     lr_rest: np.ndarray,
