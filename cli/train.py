@@ -46,6 +46,8 @@ def parser():
     p.add_argument("--max-minutes", type=positive(float), help="stop with a checkpoint after this")
     p.add_argument("--epochs", type=positive(int), default=d.epochs, help=f"(default {d.epochs})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"(default {d.seed})")
+    p.add_argument("--frame-stride", type=positive(int), default=d.frame_stride,
+                   help="train and validate on every S-th frame (default 1: all)")  # fmt: skip
     p.add_argument("--batch-size", type=positive(int), default=d.batch_size,
                    help=f"frames per step over all processes (default {d.batch_size})")  # fmt: skip
     p.add_argument("--learning-rate", type=positive(float), default=d.learning_rate,
@@ -95,6 +97,7 @@ def config_from(args):
         beta_start=args.beta_start,
         beta_end=args.beta_end,
         seed=args.seed,
+        frame_stride=args.frame_stride,
         encoding=args.encoding,
         widths=tuple(args.widths),
         k=args.k,

@@ -86,7 +86,9 @@ class TrainConfig:
     Sizes are the model's (``nets.model.SuperResolution``): ``encoding`` (positional
     encoding width), ``widths`` (EdgeConv submodule outputs D1, D2), ``k`` (kNN graphs),
     ``upsample_hidden`` (the SIREN f_θ), ``decoder_hidden`` (the SIREN decoder).
-    ``batch_size`` is frames per optimiser step over all processes."""
+    ``batch_size`` is frames per optimiser step over all processes; ``frame_stride`` S
+    keeps every S-th converged frame of each train and val sequence (neighbouring frames
+    of a performance differ little; S > 1 buys epochs on a small machine)."""
 
     epochs: int = 40
     batch_size: int = 4
@@ -96,6 +98,7 @@ class TrainConfig:
     beta_start: float = 1e-3
     beta_end: float = 20.0
     seed: int = 0
+    frame_stride: int = 1
     encoding: int = 32
     widths: tuple[int, ...] = (64, 128)
     k: int = 5
@@ -153,9 +156,9 @@ class TrainResult:
 # --- data --------------------------------------------------------------------------------------
 
 
-def select_frames(pairs) -> TrainData:
+def select_frames(pairs, stride: int = 1) -> TrainData:
     """The train and val frames of a ``PairSet`` as displacement tensors, frames whose HR
-    simulation did not converge dropped (counted per split)."""
+    simulation did not converge dropped (counted per split), then every ``stride``-th."""
     rest = pairs.rest
     lr_rest = np.asarray(rest.lr_rest, np.float32)
     skin_rest = np.asarray(rest.skin_rest, np.float32)
@@ -163,19 +166,20 @@ def select_frames(pairs) -> TrainData:
     digest = hashlib.sha256(str(rest.key).encode())
     for split in ("train", "val"):
         lr_parts, skin_parts = [], []
-        count = {"sequences": [], "frames": 0, "dropped": 0}
+        count = {"sequences": [], "frames": 0, "dropped": 0, "stride": stride}
         for name in sorted(pairs.sequences):
             sequence = pairs.sequences[name]
             if sequence.split != split:
                 continue
             frames = min(len(sequence.lr), len(sequence.skin))
             converged = np.asarray(sequence.converged[:frames], bool)
-            lr = np.asarray(sequence.lr[:frames][converged], np.float32) - lr_rest
-            skin = np.asarray(sequence.skin[:frames][converged], np.float32) - skin_rest
+            kept = np.flatnonzero(converged)[::stride]
+            lr = np.asarray(sequence.lr[kept], np.float32) - lr_rest
+            skin = np.asarray(sequence.skin[kept], np.float32) - skin_rest
             lr_parts.append(lr)
             skin_parts.append(skin)
             count["sequences"].append(name)
-            count["frames"] += int(converged.sum())
+            count["frames"] += len(kept)
             count["dropped"] += int(frames - converged.sum())
             digest.update(name.encode())
             digest.update(np.ascontiguousarray(lr).tobytes())
@@ -206,9 +210,10 @@ def describe_counts(counts: dict) -> str:
     lines = []
     for split, count in counts.items():
         names = ", ".join(count["sequences"]) or "none"
+        every = f" (frame stride {count['stride']})" if count.get("stride", 1) > 1 else ""
         lines.append(
-            f"{split}: {count['frames']} frames of {len(count['sequences'])} sequences ({names}); "
-            f"{count['dropped']} dropped (HR simulation not converged)"
+            f"{split}: {count['frames']} frames{every} of {len(count['sequences'])} sequences "
+            f"({names}); {count['dropped']} dropped (HR simulation not converged)"
         )
     return "\n".join(lines)
 
@@ -526,7 +531,7 @@ def _train(
             f"--batch-size {config.batch_size} does not split among {processes.world} "
             f"processes; give a multiple of {processes.world}."
         )
-    data = select_frames(pairs)
+    data = select_frames(pairs, config.frame_stride)
     say(describe_counts(data.counts))
     frames = len(data.train_lr)
     batches_per_epoch = len(_epoch_batches(frames, 0, config, processes))
@@ -773,7 +778,7 @@ def export_best(rest, config: TrainConfig, state: dict, model, out: Path) -> Pat
     if weights is None:
         weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     best = SuperResolution.from_state(model.model_config(), weights).eval()
-    export_model(best, out)
+    export_model(best, out, skin_vertices=rest.skin_vertices)
     return out
 
 

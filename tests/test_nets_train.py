@@ -246,3 +246,16 @@ def test_two_torchrun_processes_train_and_write_one_model(tmp_path):
     assert saved["world"] == 2 and saved["epoch"] == 2
     assert (out / "model.onnx").is_file() and (out / "model.npz").is_file()
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
+
+
+def test_frame_stride_keeps_every_sth_converged_frame():
+    from physface.nets.train import describe_counts, select_frames
+
+    pairs = synthetic_pairs(frames=9, unconverged=[("a", 0)])
+    data = select_frames(pairs, stride=3)
+    assert data.counts["train"]["frames"] == 3 + 3  # a: frames 1, 4, 7; b: 0, 3, 6
+    assert data.counts["train"]["dropped"] == 1
+    np.testing.assert_array_equal(
+        data.train_lr[0].numpy(), pairs.sequences["a"].lr[1] - pairs.rest.lr_rest
+    )
+    assert "6 frames (frame stride 3)" in describe_counts(data.counts)
