@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -56,6 +57,8 @@ def run_reporting_errors(body: Callable[[], int], interrupted: str = "interrupte
     except KeyboardInterrupt:
         if debugging():
             raise
+        # a second Ctrl-C while the interpreter shuts down would print a traceback
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         print(f"\nphysface: {interrupted}", file=sys.stderr)
         return INTERRUPTED
     except Exception as error:  # noqa: BLE001 - every error becomes one line
