@@ -528,8 +528,22 @@ def _dataset_tables(rest, embedded, skin_rest, skin_triangles, lr_frames, lr_ski
     return elements, weights, knn, neighbours, distances
 
 
+def in_head_frame(points: np.ndarray, head_transforms: np.ndarray) -> np.ndarray:
+    """Points (F, P, 3) cm taken into the head's own frame: the inverse of each frame's
+    rigid head transform (F, 4, 4) applied. The network learns deformation, not where the
+    head is: a face dataset's frames are read in the head frame (a head-shake frame
+    otherwise reads as a deformation of centimetres), and a skin stage must take its LR
+    input into the head frame and its output back out the same way."""
+    points = np.asarray(points, dtype=np.float32)
+    head = np.asarray(head_transforms, dtype=np.float64)
+    if np.allclose(head, np.eye(4), atol=1e-9):
+        return points
+    local = np.einsum("fpd,fdk->fpk", points - head[:, None, :3, 3], head[:, :3, :3])
+    return local.astype(np.float32)
+
+
 def _read_face_dataset(folder: Path, tables: str) -> PairSet:
-    from ..sim.dataset_format import read_dataset, read_rest, read_sequence
+    from ..sim.dataset_format import read_dataset, read_npz, read_rest, read_sequence
 
     meta = read_dataset(folder)
     rest = read_rest(folder)
@@ -589,7 +603,9 @@ def _read_face_dataset(folder: Path, tables: str) -> PairSet:
     sequences: dict[str, PairSequence] = {}
     for name, (lr, hr, count) in frames.items():
         split = splits.get(name, "train")
-        lr_pos, skin = lr["volume"][:count], hr["skin"][:count][:, embedded]
+        head = read_npz(folder / name / "controls.npz")["head_transform"][:count]
+        lr_pos = in_head_frame(lr["volume"][:count], head)
+        skin = in_head_frame(hr["skin"][:count][:, embedded], head)
         converged = hr["converged"][:count]
         if split == "train+val":
             keep = count - max(1, int(round(VAL_FRACTION * count))) if count >= 2 else count

@@ -303,6 +303,8 @@ def face_dataset(tmp_path_factory):
             {"skin": lr_skin, "volume": volume, "converged": np.ones(count, bool), **common},
         )
         write_npz(folder / name / "hr.npz", {"skin": hr, "converged": converged, **common})
+        heads = np.tile(np.eye(4, dtype=np.float32), (count, 1, 1))
+        write_npz(folder / name / "controls.npz", {"head_transform": heads})
         for resolution in ("lr", "hr"):
             write_json(
                 folder / name / f"{resolution}.json",
@@ -350,3 +352,21 @@ def test_face_dataset_converts_to_the_neutral_format(face_dataset, tmp_path):
     for name, sequence in pairs.sequences.items():
         np.testing.assert_array_equal(loaded.sequences[name].skin, sequence.skin)
         np.testing.assert_array_equal(loaded.sequences[name].converged, sequence.converged)
+
+
+def test_in_head_frame_undoes_each_frames_head_motion():
+    """A face dataset is read in the head frame: world points of a moved head come back
+    to where they were in the head's own frame (a head shake is not a deformation)."""
+    from scipy.spatial.transform import Rotation
+
+    from physface.nets.pairs import in_head_frame
+
+    rng = np.random.default_rng(0)
+    local = rng.normal(size=(3, 7, 3)).astype(np.float32)
+    head = np.tile(np.eye(4), (3, 1, 1))
+    head[1, :3, :3] = Rotation.from_rotvec([0.3, 0.5, 0.1]).as_matrix()
+    head[1, :3, 3] = [1.0, 2.0, 3.0]
+    head[2, :3, :3] = Rotation.from_rotvec([0.0, -0.4, 0.0]).as_matrix()
+    world = np.einsum("fij,fpj->fpi", head[:, :3, :3], local) + head[:, None, :3, 3]
+    np.testing.assert_allclose(in_head_frame(world, head), local, atol=1e-5)
+    assert in_head_frame(local, np.tile(np.eye(4), (3, 1, 1))) is not None
