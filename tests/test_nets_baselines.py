@@ -152,6 +152,9 @@ def test_face_like_rest_shapes(tmp_path):
     lr_skin[:, embedded] = np.einsum("mk,fmkd->fmd", weights, volume[:, lr_tets[elements]])
     write_npz(tmp_path / "anger" / "lr.npz", {"skin": lr_skin, "volume": volume})
     write_npz(tmp_path / "anger" / "hr.npz", {"skin": lr_skin, "converged": np.ones(2, bool)})
+    write_npz(
+        tmp_path / "anger" / "controls.npz", {"head_transform": np.tile(np.eye(4), (2, 1, 1))}
+    )
     for resolution in ("lr", "hr"):
         write_json(
             tmp_path / "anger" / f"{resolution}.json",
