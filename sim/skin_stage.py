@@ -21,7 +21,7 @@ class SkinStage(Protocol):
     ``volume_positions`` (N, 3) float32 cm of the simulated mesh's nodes, ``head_transform``
     and ``jaw_transform`` (4, 4) world transforms of the skull and the jaw (the jaw's
     includes the head's: ``StepResult.jaw_transform``). Returns (V, 3) float32 cm for all
-    V ICT vertices, in a buffer the next call may overwrite."""
+    V ICT vertices, in a buffer the next call may overwrite (read it, copy it to change it)."""
 
     name: str
 
@@ -54,6 +54,8 @@ class EmbeddedSkinStage:
         self.head_vertices = np.flatnonzero(with_head)  # skull parts and all not simulated
         self.node_count = len(mesh.rest_positions)
         self._out = self.rest.copy()
+        # the rigid parts depend on their transform alone: moved only when it changes
+        self._placed = {"head": np.eye(4), "jaw": np.eye(4)}
 
     def __call__(
         self, volume_positions: np.ndarray, head_transform: np.ndarray, jaw_transform: np.ndarray
@@ -67,10 +69,13 @@ class EmbeddedSkinStage:
         out = self._out
         corners = volume_positions[self.corner_nodes]  # (P, 4, 3)
         out[self.vertices] = np.einsum("pk,pkd->pd", self.weights, corners)
-        for vertices, transform in (
-            (self.head_vertices, head_transform),
-            (self.jaw_vertices, jaw_transform),
+        for part, vertices, transform in (
+            ("head", self.head_vertices, head_transform),
+            ("jaw", self.jaw_vertices, jaw_transform),
         ):
+            if np.array_equal(transform, self._placed[part]):
+                continue
             rotation = transform[:3, :3].T.astype(np.float32)
             out[vertices] = self.rest[vertices] @ rotation + transform[:3, 3].astype(np.float32)
+            self._placed[part] = np.array(transform, dtype=np.float64)
         return out
