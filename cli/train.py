@@ -2,9 +2,10 @@
 network (Park et al. 2024) on a paired dataset or a neutral-format pair folder.
 
 Protocol: the train sequences train, the val sequences choose the exported model, test and
-generalisation sequences are never read. Frames whose HR simulation did not converge are
-dropped (the counts are printed). Loss: L1 + α face-normal + β feature norm, β rising
-from 1e-3 to 20; Adam with warm-up and cosine decay (details: nets/train.py).
+generalisation sequences are never read. Frames whose fine simulation did not converge
+(nor settle, nets/train.py) are dropped (the counts are printed). Loss: L1 + α face-normal
++ β feature norm, β rising from 1e-3 to 20; Adam with warm-up and cosine decay (details:
+nets/train.py).
 
 Running the same command again resumes from ``--out``'s checkpoint (same settings and
 data), and ends with the same weights as a run never stopped. ``--max-minutes`` stops with
@@ -77,6 +78,9 @@ def parser():
     p.add_argument("--decoder-hidden", type=_sizes, default=d.decoder_hidden,
                    help="decoder SIREN widths (default " + ",".join(map(str, d.decoder_hidden))
                    + ")")  # fmt: skip
+    p.add_argument("--fixed-graph", action="store_true",
+                   help="second EdgeConv on the geodesic graph instead of the paper's dynamic "
+                   "kNN in feature space (faster inference)")  # fmt: skip
     p.add_argument("--checkpoint-minutes", type=positive(float), default=5.0,
                    help="checkpoint within an epoch this often (default 5)")  # fmt: skip
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
@@ -103,6 +107,7 @@ def config_from(args):
         k=args.k,
         upsample_hidden=args.upsample_hidden,
         decoder_hidden=tuple(args.decoder_hidden),
+        dynamic_graph=not args.fixed_graph,
     )
 
 

@@ -350,10 +350,15 @@ class SuperResolution(nn.Module):
         return int(self.skin_rest.shape[0])
 
     def fit_normalisation(self, lr_disp, skin_disp) -> None:
-        """Per-axis RMS of displacements (F, N, 3) and (F, M, 3) cm from training data."""
+        """Per-axis RMS of displacements (F, N, 3) and (F, M, 3) cm from training data,
+        summed in float64 a frame at a time (no float64 copy of the whole set)."""
         for name, values in (("lr_scale", lr_disp), ("skin_scale", skin_disp)):
-            v = _as_tensor(values, torch.float64).reshape(-1, 3)
-            rms = v.pow(2).mean(0).sqrt()
+            squares, count = torch.zeros(3, dtype=torch.float64), 0
+            for frame in values:
+                v = _as_tensor(frame, torch.float64).reshape(-1, 3)
+                squares += v.pow(2).sum(0)
+                count += len(v)
+            rms = (squares / max(1, count)).sqrt()
             rms = torch.where(rms > 1e-8, rms, torch.ones_like(rms))
             getattr(self, name).copy_(rms.to(torch.float32))
         self.unfreeze()

@@ -10,7 +10,9 @@ tetrahedral simulation and the fine (HR) skin surface of the same motion, frame 
     (``rest.npz`` ``embedded_vertices``, the same set and order as the rig's ``lr_skin`` and
     ``hr_skin``); skin triangles are the ICT polygons (``triangles``) whose three corners
     are all embedded, remapped to rows. Per frame ``lr`` is the LR ``volume`` and ``skin``
-    the HR ``skin`` at the embedded vertices; ``converged`` is the HR frame's flag.
+    the HR ``skin`` at the embedded vertices; ``converged`` is true when the HR frame
+    reached the solver tolerance or stalled below ``sim.tolerances.SETTLED_RESIDUAL``
+    (settled: the frame's skin no longer moves; see there).
     The folder does not hold the embedding of the skin in the LR lattice nor the neighbour
     tables (these need the HR mesh), so with ``tables="rig"`` they come from the rig the
     dataset names: ``<cache>/rigs/<rig_key>.npz`` (``dataset.json`` ``rig_key``, checked
@@ -82,6 +84,7 @@ from pathlib import Path
 import numpy as np
 
 from ..sim.errors import DataError
+from ..sim.tolerances import SETTLED_RESIDUAL
 
 FORMAT = "physface-pairs/1"
 SPLITS = ("train", "val", "test", "generalisation")
@@ -606,7 +609,7 @@ def _read_face_dataset(folder: Path, tables: str) -> PairSet:
         head = read_npz(folder / name / "controls.npz")["head_transform"][:count]
         lr_pos = in_head_frame(lr["volume"][:count], head)
         skin = in_head_frame(hr["skin"][:count][:, embedded], head)
-        converged = hr["converged"][:count]
+        converged = hr["converged"][:count] | (hr["residual"][:count] <= SETTLED_RESIDUAL)
         if split == "train+val":
             keep = count - max(1, int(round(VAL_FRACTION * count))) if count >= 2 else count
             sequences[name] = PairSequence(

@@ -7,3 +7,11 @@ largest node move of the last plain iteration over the mean rest edge length.
 
 PLAYBACK_TOLERANCE = 2e-3  # live playback, warm-started (benchmarks/bench_simulator.py)
 TRAINING_TOLERANCE = 2e-4  # reference frames of the paired dataset
+
+# A reference frame whose iteration stalled above TRAINING_TOLERANCE (a few lip and chin
+# nodes cycling between contact states: the residual stays flat for hundreds of iterations
+# while the rest of the mesh has settled) is still the fine simulation's answer when its
+# residual stays below this; the network's training and evaluation use such frames.
+# Measured at ``default`` (closing note of issue 17): amazement frame 16 stalls at 6.9e-3;
+# its skin after 100 iterations is within 0.0004 mm mean, 0.018 mm max, of 1000 iterations.
+SETTLED_RESIDUAL = 0.1

@@ -259,3 +259,23 @@ def test_frame_stride_keeps_every_sth_converged_frame():
         data.train_lr[0].numpy(), pairs.sequences["a"].lr[1] - pairs.rest.lr_rest
     )
     assert "6 frames (frame stride 3)" in describe_counts(data.counts)
+
+
+def test_fixed_graph_flag_reaches_the_model_and_the_checkpoint(tmp_path):
+    """``train --fixed-graph`` builds the second EdgeConv on the geodesic graph, and a
+    checkpoint made without it refuses to resume with it."""
+    from physface.cli.train import config_from, parser
+    from physface.nets.train import build_model
+
+    args = parser().parse_args(["--data", "d", "--out", "o", "--fixed-graph"])
+    config = config_from(args)
+    assert config.dynamic_graph is False
+    assert config_from(parser().parse_args(["--data", "d", "--out", "o"])).dynamic_graph
+    pairs = synthetic_pairs(frames=4)
+    assert build_model(pairs.rest, config).dynamic_graph is False
+    dynamic = TrainConfig(**{**SMALL.__dict__, "epochs": 1})
+    train(pairs, tmp_path, dynamic, stop_after_steps=1, progress=False, export=False,
+          log=lambda line: None)  # fmt: skip
+    fixed = TrainConfig(**{**dynamic.__dict__, "dynamic_graph": False})
+    with pytest.raises(TrainError, match="dynamic_graph True→False"):
+        train(pairs, tmp_path, fixed, progress=False, export=False, log=lambda line: None)
