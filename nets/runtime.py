@@ -10,12 +10,15 @@ A model folder holds two files, both written atomically:
   the model was trained on), ``config`` (JSON of ``SuperResolution.model_config()``),
   ``onnx_sha256``, ``lr_count``, ``skin_count``, ``lr_rest``, ``skin_rest``, ``lr_scale``,
   ``skin_scale``, ``skin_lr_neighbours`` and, when given at export, ``skin_vertices``
-  (the ICT vertex index of each skin row). The weight table lives in the graph only.
+  (the ICT vertex index of each skin row), and ``state.<name>`` for every entry of the torch
+  model's ``state_dict`` (weights and rest tables: ``load_torch_model`` rebuilds the model
+  from the folder alone).
 
 ``load_model(path, expect_key=...)`` checks both files (present, readable, the format
 version, the ONNX file's hash, the key) and raises ``ModelError`` with one line naming the
 file and the fix; callers fall back to the embedded skin on it. ``TorchUpsampler`` runs the
-torch model with the same call when torch is importable.
+torch model with the same call when torch is importable; ``load_torch_model`` makes one
+from a model folder.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ NPZ_NAME = "model.npz"
 INPUT_NAME = "lr_positions"
 OUTPUT_NAME = "skin_positions"
 OPSET = 18
+STATE_PREFIX = "state."
 _NPZ_FIELDS = (
     "format_version",
     "key",
@@ -115,6 +119,8 @@ def export_model(
         skin_scale=model.skin_scale.detach().cpu().numpy().astype(np.float32),
         skin_lr_neighbours=model.skin_lr_neighbours.detach().cpu().numpy().astype(np.int64),
     )
+    for name, value in model.state_dict().items():
+        arrays[f"{STATE_PREFIX}{name}"] = value.detach().cpu().numpy()
     if skin_vertices is not None:
         skin_vertices = np.asarray(skin_vertices, dtype=np.int64)
         if skin_vertices.shape != (model.skin_count,):
@@ -193,10 +199,8 @@ def _read_npz(npz_path: Path) -> dict:
         ) from None
 
 
-def load_model(path, *, expect_key: str | None = None, threads: int = 2) -> SkinUpsampler:
-    """The ONNX Runtime upsampler of the model folder (or its model.npz / model.onnx)."""
-    onnx_path, npz_path = _model_files(path)
-    meta = _read_npz(npz_path)
+def _check_meta(meta: dict, npz_path: Path, expect_key: str | None) -> None:
+    """Refuse another format version or another LR lattice (one line with the fix)."""
     version = int(meta["format_version"])
     if version != FORMAT_VERSION:
         raise ModelError(
@@ -209,6 +213,13 @@ def load_model(path, *, expect_key: str | None = None, threads: int = 2) -> Skin
             f"network model {npz_path} was trained for another LR lattice (key {key[:12]}, "
             f"this rig {expect_key[:12]}): use a model trained on this rig or train one"
         )
+
+
+def load_model(path, *, expect_key: str | None = None, threads: int = 2) -> SkinUpsampler:
+    """The ONNX Runtime upsampler of the model folder (or its model.npz / model.onnx)."""
+    onnx_path, npz_path = _model_files(path)
+    meta = _read_npz(npz_path)
+    _check_meta(meta, npz_path, expect_key)
     if not onnx_path.is_file():
         raise ModelError(
             f"network model file {onnx_path} is missing: export the model again "
@@ -220,6 +231,38 @@ def load_model(path, *, expect_key: str | None = None, threads: int = 2) -> Skin
             "written with: export or copy the model folder again"
         )
     return SkinUpsampler(onnx_path, meta, threads=threads)
+
+
+def load_torch_model(
+    path, *, expect_key: str | None = None, device: str | None = None
+) -> TorchUpsampler:
+    """The torch upsampler of a model folder (same checks as ``load_model``; needs torch)."""
+    import torch
+
+    from .model import SuperResolution
+
+    _, npz_path = _model_files(path)
+    meta = _read_npz(npz_path)
+    _check_meta(meta, npz_path, expect_key)
+    state = {
+        name[len(STATE_PREFIX) :]: torch.from_numpy(np.array(value))
+        for name, value in meta.items()
+        if name.startswith(STATE_PREFIX)
+    }
+    if not state:
+        raise ModelError(
+            f"network model file {npz_path} holds no torch weights (exported before they were "
+            "kept): export the model again, or run it with ONNX Runtime (load_model)"
+        )
+    config = json.loads(str(meta["config"]))
+    try:
+        model = SuperResolution.from_state(config, state)
+    except (KeyError, RuntimeError, ValueError, TypeError) as error:
+        raise ModelError(
+            f"network model file {npz_path}: its torch weights do not fit its config "
+            f"({type(error).__name__}): export the model again"
+        ) from None
+    return TorchUpsampler(model, skin_vertices=meta.get("skin_vertices"), device=device)
 
 
 class SkinUpsampler:
