@@ -4,9 +4,11 @@ parts precomputed (frozen) against recomputed every frame, in one run.
     .venv/bin/python benchmarks/bench_network.py [--preset default] [--frames 20]
 
 The network is built at each configuration with untrained weights (the cost does not depend
-on the weights) on the rig's own rest shapes and neighbour tables; every row plays the same
-LR frames (rest plus a smooth field) one at a time. Configurations: the paper's widths with
-the dynamic feature-space kNN, the same on the fixed geodesic graph, and a small one.
+on the weights) on the rig's own rest shapes and neighbour tables, and the trained model
+folder (``--model``, default ``models/<preset>`` when it exists) is timed as shipped;
+every row plays the same LR frames (rest plus a smooth field) one at a time.
+Configurations: the paper's widths with the dynamic feature-space kNN, the same on the fixed
+geodesic graph, and a small one.
 Ratios are against the first row's per-frame-recomputed torch time in this run. Writes
 benchmarks/results/network_<preset>.json. The issue's target: ≤ 15 ms per frame with ONNX
 Runtime on the project's 2-core CPU.
@@ -61,13 +63,21 @@ def main() -> int:
     parser.add_argument("--preset", default="default")
     parser.add_argument("--frames", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2, help="torch and ORT threads")
+    parser.add_argument(
+        "--model", help="a trained model folder to time too (default: models/<preset> if present)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("PHYSFACE_CACHE", str(REPO / ".cache"))
     import torch
 
     from physface.nets.model import SuperResolution
     from physface.nets.pairs import rig_pair_rest
-    from physface.nets.runtime import TorchUpsampler, export_model, load_model
+    from physface.nets.runtime import (
+        TorchUpsampler,
+        export_model,
+        load_model,
+        load_torch_model,
+    )
     from physface.sim.face_model import load_face_model
     from physface.sim.rig import load_rig
 
@@ -77,9 +87,16 @@ def main() -> int:
     rest = rig_pair_rest(rig, load_face_model().triangles())
     frames = _frames(rest, args.frames)
     arrays = {**rest.arrays(), "key": rest.key}
+    shipped = Path(args.model) if args.model else REPO / "models" / args.preset
+    models = {label: sizes for label, sizes in CONFIGS.items()}
+    if (shipped / "model.npz").is_file():
+        models[f"trained: {shipped.name}"] = shipped
     rows = []
-    for label, sizes in CONFIGS.items():
-        model = SuperResolution(arrays, **sizes).eval()
+    for label, sizes in models.items():
+        if isinstance(sizes, Path):  # the trained model, its rig key checked
+            model = load_torch_model(sizes, expect_key=rest.key).model
+        else:
+            model = SuperResolution(arrays, **sizes).eval()
         lr_rest = torch.as_tensor(rest.lr_rest)
 
         @torch.no_grad()
@@ -92,7 +109,10 @@ def main() -> int:
         frozen = TorchUpsampler(model)
         row["torch_frozen_ms"] = _time(frozen, frames)
         with tempfile.TemporaryDirectory() as folder:
-            export_model(model, folder, key=rest.key)
+            if isinstance(sizes, Path):
+                folder = sizes
+            else:
+                export_model(model, folder, key=rest.key)
             upsampler = load_model(folder, expect_key=rest.key, threads=args.threads)
             row["onnx_ms"] = _time(upsampler, frames)
             row["onnx_mb"] = (Path(folder) / "model.onnx").stat().st_size / 1e6
