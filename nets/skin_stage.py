@@ -1,0 +1,81 @@
+"""The network skin stage: the super-resolution model behind the ``sim.skin_stage.SkinStage``
+protocol, so live playback, bakes and renders get the fine face by swapping one object.
+
+Per frame: the LR node positions are taken into the head frame (the model learned
+deformation, not where the head is: ``nets.pairs.in_head_frame``), the model (ONNX Runtime,
+or torch through ``nets.runtime.TorchUpsampler``) gives the skin rows it was trained on, and
+those rows go back out through the head transform. Every other ICT vertex (teeth, eyeballs,
+the back of the head, and any row the model does not predict) is placed as the embedded
+stage places it, which this stage holds and calls first.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..sim.skin_stage import EmbeddedSkinStage
+from .pairs import lattice_key
+from .runtime import ModelError, load_model
+
+
+def rig_lattice_key(rig) -> str:
+    """The key a model trained on ``rig``'s LR lattice carries (``nets.pairs.lattice_key``)."""
+    return lattice_key(rig.lr.rest_positions, rig.lr.tets)
+
+
+class NetworkSkinStage:
+    """All ICT vertex positions from one simulated LR frame, the face rows by the network.
+
+    ``model`` is a model folder (``model.onnx`` + ``model.npz``, run by ONNX Runtime with
+    ``threads``) or an upsampler with the same call (``SkinUpsampler``, ``TorchUpsampler``).
+    Raises ``ModelError`` (one line naming the file and the fix) when the model is missing,
+    damaged or made for another LR lattice; the caller falls back to the embedded stage."""
+
+    name = "network"
+
+    def __init__(self, rig, model, *, threads: int = 2):
+        key = rig_lattice_key(rig)
+        if isinstance(model, (str, os.PathLike)):
+            self.model_path: Path | None = Path(model)
+            upsampler = load_model(model, expect_key=key, threads=threads)
+        else:
+            self.model_path, upsampler = None, model
+            if upsampler.key != key:
+                raise ModelError(
+                    f"the network model was trained for another LR lattice (key "
+                    f"{str(upsampler.key)[:12]}, this rig {key[:12]}): use a model trained "
+                    "on this rig or train one"
+                )
+        rows = upsampler.skin_vertices
+        count = len(rig.ict_rest_positions)
+        if rows is None or len(rows) != upsampler.skin_count or np.max(rows) >= count:
+            raise ModelError(
+                f"the network model {self.model_path or ''} does not say which of the "
+                f"{count} ICT vertices its {upsampler.skin_count} rows are: export it with "
+                "skin_vertices (python -m physface train does)"
+            )
+        self.upsampler = upsampler
+        self.vertices = np.asarray(rows, dtype=np.int64)
+        self.embedded = EmbeddedSkinStage(rig, "lr")
+        self.node_count = self.embedded.node_count
+        self._local = np.empty((self.node_count, 3), dtype=np.float32)
+        self._skin = np.empty((upsampler.skin_count, 3), dtype=np.float32)
+
+    def __call__(
+        self, volume_positions: np.ndarray, head_transform: np.ndarray, jaw_transform: np.ndarray
+    ) -> np.ndarray:
+        """All ICT vertex positions (V, 3) float32 cm (``SkinStage``)."""
+        out = self.embedded(volume_positions, head_transform, jaw_transform)
+        rotation = np.asarray(head_transform[:3, :3], dtype=np.float32)
+        offset = np.asarray(head_transform[:3, 3], dtype=np.float32)
+        np.subtract(volume_positions, offset, out=self._local)
+        np.matmul(self._local, rotation, out=self._local)  # (x − t) R: into the head frame
+        self.upsampler(self._local, out=self._skin)
+        out[self.vertices] = self._skin @ rotation.T + offset
+        return out
+
+
+__all__ = ["NetworkSkinStage", "rig_lattice_key"]
