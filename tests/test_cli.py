@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from children import default_sigint
 
 from physface.__main__ import main
 from physface.cli import DEBUG_VARIABLE, error_line
@@ -103,8 +104,9 @@ def test_ctrl_c_during_dataset_keeps_the_frames_and_says_so(tmp_path):
         "--chunk-frames", "4", "--workers", "2", "--max-minutes", "1",
     ]  # fmt: skip
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True, preexec_fn=default_sigint,
+    )  # fmt: skip
     manifests = [out / name / "lr.json" for name in ("anger", "fear")]
     try:
         for _ in range(600):  # the run has started once a worker has committed a chunk

@@ -162,7 +162,9 @@ try:
 except KeyboardInterrupt:
     print("caught")
 """
+    from children import default_sigint
+
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+                          timeout=300, preexec_fn=default_sigint)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "caught"

@@ -130,7 +130,10 @@ def test_face_like_rest_shapes(tmp_path):
     lr_skin = np.repeat(neutral[None], 2, axis=0)
     lr_skin[:, embedded] = np.einsum("mk,fmkd->fmd", weights, volume[:, lr_tets[elements]])
     write_npz(tmp_path / "anger" / "lr.npz", {"skin": lr_skin, "volume": volume})
-    write_npz(tmp_path / "anger" / "hr.npz", {"skin": lr_skin, "converged": np.ones(2, bool)})
+    write_npz(
+        tmp_path / "anger" / "hr.npz",
+        {"skin": lr_skin, "converged": np.ones(2, bool), "residual": np.full(2, 1e-4, np.float32)},
+    )
     write_npz(
         tmp_path / "anger" / "controls.npz", {"head_transform": np.tile(np.eye(4), (2, 1, 1))}
     )
