@@ -6,7 +6,7 @@ deformation, not where the head is: ``nets.pairs.in_head_frame``), the model (ON
 or torch through ``nets.runtime.TorchUpsampler``) gives the skin rows it was trained on, and
 those rows go back out through the head transform. Every other ICT vertex (teeth, eyeballs,
 the back of the head, and any row the model does not predict) is placed as the embedded
-stage places it, which this stage holds and calls first.
+stage places it; the embedding itself runs only when the model leaves rows to it.
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ class NetworkSkinStage:
         self.upsampler = upsampler
         self.vertices = np.asarray(rows, dtype=np.int64)
         self.embedded = EmbeddedSkinStage(rig, "lr")
+        # the embedding runs only when the model leaves some embedded rows to it
+        self._embed = bool(np.setdiff1d(self.embedded.vertices, self.vertices).size)
         self.node_count = self.embedded.node_count
         self._local = np.empty((self.node_count, 3), dtype=np.float32)
         self._skin = np.empty((upsampler.skin_count, 3), dtype=np.float32)
@@ -68,7 +70,15 @@ class NetworkSkinStage:
         self, volume_positions: np.ndarray, head_transform: np.ndarray, jaw_transform: np.ndarray
     ) -> np.ndarray:
         """All ICT vertex positions (V, 3) float32 cm (``SkinStage``)."""
-        out = self.embedded(volume_positions, head_transform, jaw_transform)
+        if self._embed:
+            out = self.embedded(volume_positions, head_transform, jaw_transform)
+        else:
+            if volume_positions.shape != (self.node_count, 3):
+                raise ValueError(
+                    f"The skin stage expects ({self.node_count}, 3) LR positions, got "
+                    f"{volume_positions.shape}."
+                )
+            out = self.embedded.place_rigid_parts(head_transform, jaw_transform)
         rotation = np.asarray(head_transform[:3, :3], dtype=np.float32)
         offset = np.asarray(head_transform[:3, 3], dtype=np.float32)
         np.subtract(volume_positions, offset, out=self._local)

@@ -66,9 +66,15 @@ class EmbeddedSkinStage:
                 f"The skin stage expects ({self.node_count}, 3) positions of the "
                 f"{self.resolution.upper()} mesh, got {volume_positions.shape}."
             )
-        out = self._out
         corners = volume_positions[self.corner_nodes]  # (P, 4, 3)
-        out[self.vertices] = np.einsum("pk,pkd->pd", self.weights, corners)
+        self._out[self.vertices] = np.einsum("pk,pkd->pd", self.weights, corners)
+        return self.place_rigid_parts(head_transform, jaw_transform)
+
+    def place_rigid_parts(self, head_transform: np.ndarray, jaw_transform: np.ndarray):
+        """Move the vertices that follow the skull or the jaw (the embedded rows are left as
+        they are); returns the stage's (V, 3) buffer. Another stage that computes the
+        embedded rows itself calls this alone."""
+        out = self._out
         for part, vertices, transform in (
             ("head", self.head_vertices, head_transform),
             ("jaw", self.jaw_vertices, jaw_transform),
