@@ -37,13 +37,15 @@ class BakeRun:
     ``simulate_range`` both drive it, so the bake has one per-frame body.
 
     While open the head is suspended (the frame handler leaves it alone) and its player
-    starts from rest at the first frame; ``close()`` restores the scene's frame."""
+    starts from rest at the first frame; ``close()`` restores the scene's frame. ``skin``
+    and ``model`` record the skin stage that made the frames (the head's runtime's)."""
 
     def __init__(self, scene, head, frames: range):
         if not len(frames):
             raise ValueError("The frame range is empty")
         self.scene, self.head, self.frames = scene, head, frames
         self.index = 0
+        self.skin, self.model = "", ""
         self.baked = {
             obj.name: np.empty((len(frames), len(obj.data.vertices), 3), np.float32)
             for obj in head_objects(head)
@@ -62,6 +64,8 @@ class BakeRun:
         frame = self.frames[self.index]
         self.scene.frame_set(frame)
         played = live.play_frame(self.head, frame, data_folder_setting(bpy.context))
+        runtime = live.runtime_for(self.head)
+        self.skin, self.model = runtime.skin, runtime.model
         for name, positions in live.positions_by_object(self.head, played.positions).items():
             self.baked[name][self.index] = positions
         self.index += 1
@@ -82,8 +86,9 @@ def simulate_range(
     frames: range,
     should_cancel: Callable[[], bool] | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> dict[str, np.ndarray]:
-    """Play frames (from rest at the first) → {object name: (F, V, 3) float32 cm}."""
+) -> BakeRun:
+    """Play frames (from rest at the first) → the finished run (``run.baked``: {object
+    name: (F, V, 3) float32 cm}), for ``write_point_caches`` or ``write_shape_keys``."""
     run = BakeRun(scene, head, frames)
     try:
         while not run.done:
@@ -95,7 +100,7 @@ def simulate_range(
                 progress(run.index, len(frames))
     finally:
         run.close()
-    return run.baked
+    return run
 
 
 def _safe(name: str) -> str:
@@ -115,10 +120,18 @@ def saved_blend_path() -> Path:
     return Path(bpy.data.filepath)
 
 
-def write_point_caches(head, baked: dict[str, np.ndarray], start: int) -> None:
-    """Write one PC2 per object atomically and point a Mesh Cache modifier at it."""
+def _record(run: BakeRun) -> None:
+    props = run.head.physface
+    props.bake_skin, props.bake_model = run.skin, run.model
+    props.live = False
+
+
+def write_point_caches(run: BakeRun) -> None:
+    """Write one PC2 per object of a finished bake atomically and point a Mesh Cache
+    modifier at it; the head records the skin stage and model that made it."""
     from ..sim.pc2 import write_pc2
 
+    head, baked, start = run.head, run.baked, run.frames.start
     blend = saved_blend_path()
     targets = head_objects(head)
     staged: list[tuple[Path, Path]] = []
@@ -143,11 +156,13 @@ def write_point_caches(head, baked: dict[str, np.ndarray], start: int) -> None:
         modifier.play_mode = "SCENE"
         modifier.show_viewport = modifier.show_render = True
     head.physface.bake_path = bpy.path.relpath(str(bake_file(blend, head)))
-    head.physface.live = False
+    _record(run)
 
 
-def write_shape_keys(head, baked: dict[str, np.ndarray], start: int) -> None:
-    """One shape key per frame ("PhysFace 0001" …), keyframed to show on its frame only."""
+def write_shape_keys(run: BakeRun) -> None:
+    """One shape key per frame ("PhysFace 0001" …), keyframed to show on its frame only;
+    the head records the skin stage and model that made them."""
+    head, baked, start = run.head, run.baked, run.frames.start
     for obj in head_objects(head):
         keys = obj.data.shape_keys
         for block in baked_shape_keys(obj):
@@ -160,7 +175,7 @@ def write_shape_keys(head, baked: dict[str, np.ndarray], start: int) -> None:
                 block.value = value
                 block.keyframe_insert("value", frame=at)
         keys.key_blocks[SHAPE_KEY].value = 0.0
-    head.physface.live = False
+    _record(run)
 
 
 def baked_shape_keys(obj) -> list:
@@ -181,6 +196,7 @@ def clear_bake(head) -> None:
             obj.shape_key_remove(block)
         obj.data.shape_keys.key_blocks[SHAPE_KEY].value = 1.0
     head.physface.bake_path = ""
+    head.physface.bake_skin = head.physface.bake_model = ""
     head.physface.live = True
 
 

@@ -83,9 +83,10 @@ def bake_heads(scene, frames: list[int], log=print, rebake: bool = False) -> Non
             if done == total or done % 10 == 0:
                 log(f"physface: baking {name}: {done}/{total} frames")
 
-        baked = bake.simulate_range(scene, head, span, progress=progress)
-        bake.write_point_caches(head, baked, span.start)
-        log(f"physface: baked {head.name} in {time.perf_counter() - clock:.1f} s")
+        run = bake.simulate_range(scene, head, span, progress=progress)
+        bake.write_point_caches(run)
+        log(f"physface: baked {head.name} with the {run.skin} skin "
+            f"in {time.perf_counter() - clock:.1f} s")  # fmt: skip
 
 
 def configure_render(scene, engine: str, samples: int, percentage: int) -> str:

@@ -269,6 +269,7 @@ def create_head_objects(context, model, name: str = "PhysFace Head"):
 def add_head(context, rig_preset: str, data_folder=None, progress=None):
     """Load the face model and rig (building the rig on first use), add the head objects
     at the 3D cursor, make the head active and play its current frame; returns the head.
+    Its skin is fine when a shipped network model fits the rig, else coarse.
 
     Raises PhysFaceError when the data or the rig is missing; a playback error of the new
     head is left in its ``last_error`` (as the frame handler does)."""
@@ -276,11 +277,15 @@ def add_head(context, rig_preset: str, data_folder=None, progress=None):
     from ..sim.rig import load_rig
     from . import live
 
+    from ..nets.skin_stage import model_fits, shipped_model
+
     model = load_face_model(data_folder)
-    load_rig(rig_preset, data_folder, progress=progress, with_hr=False)
+    rig = load_rig(rig_preset, data_folder, progress=progress, with_hr=False)
     head = create_head_objects(context, model)
     with live.batch_edit(head, update=False):
         head.physface.rig_preset = rig_preset
+        fits = model_fits(rig, shipped_model(rig_preset))
+        head.physface.skin_stage = "FINE" if fits else "COARSE"
     for obj in context.selected_objects:
         obj.select_set(False)
     head.select_set(True)

@@ -10,11 +10,13 @@ is caught, shown in its panel and the status bar, and the others go on; control 
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import bpy
 import numpy as np
@@ -31,11 +33,18 @@ _mirroring = False
 
 @dataclass
 class HeadRuntime:
-    """The live state of one head: its player and the ICT indices of each object."""
+    """The live state of one head: its player, the skin stage it plays and the ICT
+    indices of each object. ``skin`` says what the panel shows ("fine · default" or
+    "coarse"); ``skin_note`` why a fine skin that was asked for is not playing."""
 
     settings: tuple
     player: object  # sim.playback.HeadPlayer
-    targets: dict[str, np.ndarray] = field(default_factory=dict)  # object -> ICT (int64)
+    targets: dict[int, np.ndarray] = field(default_factory=dict)  # session_uid -> ICT
+    skin_settings: tuple = ()
+    skin: str = "coarse"
+    skin_note: str = ""
+    model: str = ""  # the model folder and key that made the fine skin ("" when coarse)
+    stages: dict = field(default_factory=dict)  # skin settings -> (stage, skin, note, model)
 
 
 def _settings_of(props, fps: float) -> tuple:
@@ -44,32 +53,92 @@ def _settings_of(props, fps: float) -> tuple:
     )  # fmt: skip
 
 
+def model_folder(props) -> Path:
+    """The head's network model: its Model path (folder, model.onnx or model.npz) or,
+    when empty, the model that ships with the extension for the head's rig preset."""
+    from ..nets.skin_stage import shipped_model
+
+    if props.model_path:
+        return Path(bpy.path.abspath(props.model_path))
+    return shipped_model(props.rig_preset)
+
+
+def _skin_settings_of(props) -> tuple:
+    return (props.skin_stage, str(model_folder(props)) if props.skin_stage == "FINE" else "")
+
+
 def _scene_fps() -> float:
     render = bpy.context.scene.render
     return render.fps / render.fps_base
 
 
+def _network_threads() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _make_skin_stage(rig, props) -> tuple:
+    """(stage, skin, note, model) for the head's skin choice. The fine skin falls back to
+    the embedded one (stage None) with a note naming the problem and the fix; it never
+    raises, so a bad model never stops playback."""
+    if props.skin_stage != "FINE":
+        return None, "coarse", "", ""
+    folder = model_folder(props)
+    fix = "choose a model trained on this rig (Skin ▸ Model) or switch the skin to Coarse"
+    if not props.model_path and not folder.is_dir():
+        note = f"no network model ships for the {props.rig_preset} rig: {fix}"
+        return None, "coarse (fallback)", note, ""
+    try:
+        from ..nets.runtime import ModelError
+        from ..nets.skin_stage import NetworkSkinStage
+
+        stage = NetworkSkinStage(rig, folder, threads=_network_threads())
+    except ImportError as error:
+        note = f"ONNX Runtime cannot be imported ({error}): reinstall the PhysFace extension"
+        return None, "coarse (fallback)", note, ""
+    except ModelError as error:  # names the file and the fix
+        return None, "coarse (fallback)", str(error), ""
+    except Exception as error:  # whatever else a model file does: the coarse skin plays
+        return None, "coarse (fallback)", f"{folder}: {error}; {fix}", ""
+    name = folder.name if props.model_path else f"{props.rig_preset} (shipped)"
+    return stage, f"fine · {name}", "", f"{folder} (key {stage.upsampler.key[:12]})"
+
+
+def _choose_skin(runtime: HeadRuntime, props) -> None:
+    """Put the head's chosen skin stage into its player (built once per choice)."""
+    settings = _skin_settings_of(props)
+    if settings not in runtime.stages:
+        runtime.stages[settings] = _make_skin_stage(runtime.player.rig, props)
+    stage, runtime.skin, runtime.skin_note, runtime.model = runtime.stages[settings]
+    runtime.player.skin_stage = stage if stage is not None else runtime.player.embedded_stage
+    runtime.skin_settings = settings
+
+
 def runtime_for(obj, data_folder=None) -> HeadRuntime:
-    """The head's runtime, built on first use or when its settings changed."""
+    """The head's runtime, built on first use or when its settings changed; its skin stage
+    swapped (the simulation kept) when only the skin choice changed."""
     props = obj.physface
     fps = _scene_fps()
     settings = _settings_of(props, fps)
     runtime = _runtimes.get(obj.session_uid)
-    if runtime is not None and runtime.settings == settings:
-        return runtime
-    from ..sim.playback import HeadPlayer
-    from ..sim.rig import load_rig
+    if runtime is None or runtime.settings != settings:
+        from ..sim.playback import HeadPlayer
+        from ..sim.rig import load_rig
 
-    rig = load_rig(props.rig_preset, data_folder, with_hr=False)
-    player = HeadPlayer(
-        rig,
-        fps=fps,
-        dynamics=props.dynamics,
-        tolerance=props.tolerance,
-        max_iterations=props.max_iterations,
-    )
-    runtime = HeadRuntime(settings, player, {o.name: ict_indices(o) for o in head_objects(obj)})
-    _runtimes[obj.session_uid] = runtime
+        rig = load_rig(props.rig_preset, data_folder, with_hr=False)
+        player = HeadPlayer(
+            rig,
+            fps=fps,
+            dynamics=props.dynamics,
+            tolerance=props.tolerance,
+            max_iterations=props.max_iterations,
+        )
+        targets = {o.session_uid: ict_indices(o) for o in head_objects(obj)}
+        same_rig = runtime is not None and runtime.settings[0] == settings[0]
+        stages = runtime.stages if same_rig else {}
+        runtime = HeadRuntime(settings, player, targets, stages=stages)
+        _runtimes[obj.session_uid] = runtime
+    if runtime.skin_settings != _skin_settings_of(props):
+        _choose_skin(runtime, props)
     return runtime
 
 
@@ -119,7 +188,9 @@ def positions_by_object(obj, positions: np.ndarray) -> dict[str, np.ndarray]:
     runtime = _runtimes.get(obj.session_uid)
     out = {}
     for target in head_objects(obj):
-        indices = runtime.targets[target.name] if runtime else ict_indices(target)
+        indices = runtime.targets.get(target.session_uid) if runtime else None
+        if indices is None:  # a part added to the head since its runtime was built
+            indices = ict_indices(target)
         out[target.name] = np.ascontiguousarray(positions[indices], dtype=np.float32)
     return out
 
@@ -143,6 +214,8 @@ def update_head(obj, frame: int) -> None:
         timings = dict(played.timings, write_ms=1000 * (time.perf_counter() - clock))
         for name in ("simulation_ms", "skin_ms", "write_ms", "iterations", "residual"):
             setattr(props, name, timings[name])
+        runtime = _runtimes[obj.session_uid]
+        props.skin_in_use, props.skin_note = runtime.skin, runtime.skin_note
         props.last_warning = "; ".join(played.warnings)
         props.last_error = ""
     except Exception as error:  # one head's failure must not stop the others

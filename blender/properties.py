@@ -35,6 +35,11 @@ def _on_settings_changed(self, context):
     live.request_update(self.id_data)
 
 
+def _on_skin_changed(self, context):
+    """Fine/coarse or the model changed: the player keeps its simulation, swaps its skin."""
+    live.request_update(self.id_data)
+
+
 def _muscle_property(entry):
     return bpy.props.FloatProperty(
         name=entry.name.replace("_", " ").title().replace(" L", " (L)").replace(" R", " (R)"),
@@ -67,6 +72,12 @@ PRESET_ITEMS = (
     ("tiny", "Tiny", "Coarse lattice for quick tests (~2k elements)"),
     ("default", "Default", "Real time on a laptop CPU (~13k elements)"),
     ("paper", "Paper", "Park et al. 2024 resolution (~73k elements); needs a fast machine"),
+)
+
+
+SKIN_ITEMS = (
+    ("FINE", "Fine", "The network upsamples each coarse frame to the fine simulation's detail"),
+    ("COARSE", "Coarse", "The skin embedded in the coarse lattice (fastest)"),
 )
 
 
@@ -147,12 +158,52 @@ class PHYSFACE_PG_head(bpy.types.PropertyGroup):
         default=False,
         update=_on_control_changed,
     )
+    skin_stage: bpy.props.EnumProperty(
+        name="Skin",
+        description="How the render skin follows the coarse simulation",
+        items=SKIN_ITEMS,
+        default="FINE",
+        update=_on_skin_changed,
+    )
+    model_path: bpy.props.StringProperty(
+        name="Model",
+        description=(
+            "Network model for the fine skin: a folder with model.onnx and model.npz made by "
+            "python -m physface train for this head's rig. Empty: the model that ships with "
+            "PhysFace for the rig"
+        ),
+        subtype="FILE_PATH",
+        default="",
+        update=_on_skin_changed,
+    )
     bake_path: bpy.props.StringProperty(
         name="Bake File",
         description="Point cache (PC2) of the last bake, relative to the .blend",
         default="",
     )
+    bake_skin: bpy.props.StringProperty(
+        name="Baked Skin",
+        description="The skin stage that made the bake (fine or coarse)",
+        default="",
+    )
+    bake_model: bpy.props.StringProperty(
+        name="Baked Model",
+        description="The network model (folder and LR lattice key) that made a fine bake",
+        default="",
+    )
     last_error: bpy.props.StringProperty(name="Error", default="", options={"SKIP_SAVE"})
+    skin_in_use: bpy.props.StringProperty(
+        name="Skin in Use",
+        description="The skin the last played frame used (fine · model, or coarse)",
+        default="",
+        options={"SKIP_SAVE"},
+    )
+    skin_note: bpy.props.StringProperty(
+        name="Skin Note",
+        description="Why the fine skin is not playing (missing or foreign model)",
+        default="",
+        options={"SKIP_SAVE"},
+    )
     last_warning: bpy.props.StringProperty(
         name="Warning",
         description="Control warnings of the last played frame (clamped values)",

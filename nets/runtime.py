@@ -215,6 +215,21 @@ def _check_meta(meta: dict, npz_path: Path, expect_key: str | None) -> None:
         )
 
 
+def model_key(path) -> str:
+    """The LR lattice key a model folder (or its model.npz / model.onnx) was trained on,
+    read without loading the rest of the model; ``ModelError`` when it cannot be read."""
+    _, npz_path = _model_files(path)
+    if not npz_path.is_file():
+        raise ModelError(f"network model file {npz_path} is missing")
+    try:
+        with np.load(npz_path, allow_pickle=False) as stored:
+            return str(stored["key"])
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
+        raise ModelError(
+            f"network model file {npz_path} is truncated or corrupt ({type(error).__name__})"
+        ) from None
+
+
 def load_model(path, *, expect_key: str | None = None, threads: int = 2) -> SkinUpsampler:
     """The ONNX Runtime upsampler of the model folder (or its model.npz / model.onnx)."""
     onnx_path, npz_path = _model_files(path)

@@ -18,12 +18,29 @@ import numpy as np
 
 from ..sim.skin_stage import EmbeddedSkinStage
 from .pairs import lattice_key
-from .runtime import ModelError, load_model
+from .runtime import ModelError, load_model, model_key
+
+SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
 def rig_lattice_key(rig) -> str:
     """The key a model trained on ``rig``'s LR lattice carries (``nets.pairs.lattice_key``)."""
     return lattice_key(rig.lr.rest_positions, rig.lr.tets)
+
+
+def shipped_model(preset: str) -> Path:
+    """The model folder that ships with PhysFace for a rig preset (``models/<preset>``;
+    it may not exist: only ``default`` ships one)."""
+    return SHIPPED_MODELS / preset
+
+
+def model_fits(rig, model) -> bool:
+    """Whether the model folder (or its model.npz / model.onnx) was trained on ``rig``'s LR
+    lattice; reads only the stored key (False for a missing or unreadable model)."""
+    try:
+        return model_key(model) == rig_lattice_key(rig)
+    except ModelError:
+        return False
 
 
 class NetworkSkinStage:
@@ -88,4 +105,4 @@ class NetworkSkinStage:
         return out
 
 
-__all__ = ["NetworkSkinStage", "rig_lattice_key"]
+__all__ = ["SHIPPED_MODELS", "NetworkSkinStage", "model_fits", "rig_lattice_key", "shipped_model"]

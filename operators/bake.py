@@ -35,16 +35,17 @@ class PHYSFACE_OT_bake(bpy.types.Operator):
         end = scene.frame_end if self.frame_end < 0 else self.frame_end
         return range(start, end + 1)
 
-    def _finish(self, head, baked, frames) -> set[str]:
+    def _finish(self, run) -> set[str]:
+        head, frames = run.head, run.frames
         try:
             if self.target == "POINT_CACHE":
-                bake.write_point_caches(head, baked, frames.start)
+                bake.write_point_caches(run)
             else:
-                bake.write_shape_keys(head, baked, frames.start)
+                bake.write_shape_keys(run)
         except (OSError, RuntimeError) as error:
             self.report({"ERROR"}, f"Bake not written ({error}); the previous bake is intact.")
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Baked {len(frames)} frames of {head.name}")
+        self.report({"INFO"}, f"Baked {len(frames)} frames of {head.name} ({run.skin} skin)")
         return {"FINISHED"}
 
     def _start(self, context) -> bool:
@@ -89,7 +90,7 @@ class PHYSFACE_OT_bake(bpy.types.Operator):
                 self.report({"ERROR"}, error)
                 return {"CANCELLED"}
         self._stop(context)
-        return self._finish(self._run.head, self._run.baked, self._run.frames)
+        return self._finish(self._run)
 
     def invoke(self, context, event):
         if not self._start(context):
@@ -115,7 +116,7 @@ class PHYSFACE_OT_bake(bpy.types.Operator):
             return {"RUNNING_MODAL"}
         context.window_manager.event_timer_remove(self._timer)
         self._stop(context)
-        return self._finish(self._run.head, self._run.baked, self._run.frames)
+        return self._finish(self._run)
 
 
 class PHYSFACE_OT_clear_bake(bpy.types.Operator):

@@ -47,6 +47,8 @@ class VIEW3D_PT_physface(bpy.types.Panel):
         problem = bake_problem(head, [context.scene.frame_current])
         if problem is not None:
             _alert(layout, f"Bake: {problem.message}", "ERROR")
+        if props.skin_note:
+            _alert(layout, f"Fine skin off: {props.skin_note}", "ERROR")
         if props.last_warning:
             _alert(layout, props.last_warning, "INFO")
         row = layout.row(align=True)
@@ -54,7 +56,21 @@ class VIEW3D_PT_physface(bpy.types.Panel):
         row.prop(props, "mirror", toggle=True, icon="MOD_MIRROR")
         col = layout.column(align=True)
         col.label(text=f"Simulation {props.simulation_ms:.1f} ms · {props.iterations} it")
-        col.label(text=f"Skin {props.skin_ms:.1f} ms · write {props.write_ms:.1f} ms")
+        col.label(text=f"Skin {props.skin_in_use} {props.skin_ms:.1f} ms")
+        col.label(text=f"Write {props.write_ms:.1f} ms")
+
+
+class VIEW3D_PT_physface_skin(_PhysFacePanel, bpy.types.Panel):
+    bl_label = "Skin"
+    bl_parent_id = "VIEW3D_PT_physface"
+
+    def draw(self, context):
+        props = active_head(context).physface
+        layout = self.layout
+        layout.row().prop(props, "skin_stage", expand=True)
+        col = layout.column()
+        col.active = props.skin_stage == "FINE"
+        col.prop(props, "model_path", placeholder=f"shipped model ({props.rig_preset})")
 
 
 class VIEW3D_PT_physface_expressions(_PhysFacePanel, bpy.types.Panel):
@@ -138,10 +154,15 @@ class VIEW3D_PT_physface_bake(_PhysFacePanel, bpy.types.Panel):
         layout.operator("physface.clear_bake", icon="X")
         if props.bake_path:
             layout.label(text=props.bake_path, icon="FILE_CACHE")
+        if props.bake_skin:
+            layout.label(text=f"Baked with the {props.bake_skin} skin", icon="INFO")
+            if props.bake_model:
+                layout.label(text=props.bake_model)
 
 
 classes = (
     VIEW3D_PT_physface,
+    VIEW3D_PT_physface_skin,
     VIEW3D_PT_physface_expressions,
     VIEW3D_PT_physface_jaw,
     *(_group_panel(group) for group in GROUPS),

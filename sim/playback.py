@@ -38,7 +38,9 @@ class HeadPlayer:
     Frame rule: the next frame (``last + 1``) and the same frame again (a control changed)
     continue from the shown state; any other frame (a jump, the first) starts from rest,
     so a frame's result never depends on where the timeline was before a jump.
-    ``skin_stage`` defaults to the embedded skin; ``fps`` sets the time step of dynamics.
+    ``skin_stage`` defaults to the embedded skin and may be swapped between frames (the
+    simulation is kept: the sidebar's fine/coarse switch); ``fps`` sets the time step of
+    dynamics.
     """
 
     def __init__(
@@ -64,7 +66,8 @@ class HeadPlayer:
             tolerance=tolerance,
             max_iterations=max_iterations,
         )
-        self.skin_stage = skin_stage if skin_stage is not None else EmbeddedSkinStage(rig)
+        self.embedded_stage = EmbeddedSkinStage(rig)
+        self.skin_stage = skin_stage if skin_stage is not None else self.embedded_stage
         self.last_frame: int | None = None
 
     def reset(self) -> None:

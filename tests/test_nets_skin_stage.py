@@ -9,16 +9,15 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
-from physface.nets.model import SuperResolution  # noqa: E402
-from physface.nets.pairs import in_head_frame, rig_pair_rest  # noqa: E402
+from tiny_model import export_tiny_model  # noqa: E402
+
+from physface.nets.pairs import in_head_frame  # noqa: E402
 from physface.nets.runtime import ModelError, TorchUpsampler, export_model  # noqa: E402
 from physface.nets.skin_stage import NetworkSkinStage, rig_lattice_key  # noqa: E402
 from physface.sim.anatomy import JawPose  # noqa: E402
 from physface.sim.controls import Controls  # noqa: E402
 from physface.sim.playback import HeadPlayer  # noqa: E402
 from physface.sim.skin_stage import EmbeddedSkinStage  # noqa: E402
-
-SIZES = {"encoding": 8, "widths": (8, 16), "k": 3, "upsample_hidden": 8, "decoder_hidden": (16,)}
 
 
 def _rotation(degrees_about_y: float, degrees_about_x: float) -> np.ndarray:
@@ -30,18 +29,10 @@ def _rotation(degrees_about_y: float, degrees_about_x: float) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    from physface.sim.face_model import load_face_model
     from physface.sim.rig import load_rig
 
-    rig = load_rig("tiny")  # with the HR tables the model's neighbours come from
-    rest = rig_pair_rest(rig, load_face_model().triangles())
-    torch.manual_seed(0)
-    model = SuperResolution({**rest.arrays(), "key": rest.key}, **SIZES)
-    model.fit_normalisation(
-        np.full((1, rest.lr_count, 3), 0.2), np.full((1, rest.skin_count, 3), 0.2)
-    )
     folder = tmp_path_factory.mktemp("model")
-    export_model(model, folder, skin_vertices=rest.skin_vertices)
+    model = export_tiny_model(folder)
     return load_rig("tiny", with_hr=False), folder, model
 
 
