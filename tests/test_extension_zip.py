@@ -1,15 +1,18 @@
-"""The built linux-x64 zip installs, enables, disables and uninstalls in headless Blender."""
+"""The built linux-x64 zip installs, enables, disables and uninstalls in headless Blender;
+from it, a default head plays the fine skin (the bundled ONNX Runtime and shipped model)."""
 
 import importlib.util
 import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PLATFORM = "linux-x64"
 ZIP_REPO = "physface_zip_test"
+MODEL_FILES = ("model.onnx", "model.npz", "README.md")
 
 
 def _build_tool():
@@ -34,6 +37,13 @@ def linux_zip(tmp_path_factory):
         if tool.MANIFEST.read_bytes() != manifest:
             tool.MANIFEST.write_bytes(manifest)
     return zip_path
+
+
+def _shape_key(obj) -> np.ndarray:
+    block = obj.data.shape_keys.key_blocks["PhysFace"]
+    out = np.empty(len(block.data) * 3, dtype=np.float32)
+    block.data.foreach_get("co", out)
+    return out.reshape(-1, 3)
 
 
 def _repo_index(bpy, module):
@@ -86,6 +96,23 @@ def test_zip_installs_enables_and_uninstalls(linux_zip, physface_addon, leftover
             assert head.physface.is_head and len(head.children) == 2
             assert head.physface.last_error == ""
             assert "PhysFace" in head.data.shape_keys.key_blocks
+
+            # A default head plays the fine skin: ONNX Runtime and the model come from the zip.
+            with zipfile.ZipFile(linux_zip) as zf:
+                names = set(zf.namelist())
+            assert {f"models/default/{n}" for n in MODEL_FILES} <= names
+            assert any(Path(n).name.startswith("onnxruntime-") for n in names)
+            assert bpy.ops.physface.add_head(rig_preset="default") == {"FINISHED"}
+            fine = bpy.context.active_object
+            props = fine.physface
+            assert props.last_error == "" and props.skin_note == ""
+            assert props.skin_stage == "FINE" and props.skin_in_use == "fine · default (shipped)"
+            live = sys.modules[f"{addon}.blender.live"]
+            assert live.model_folder(props) == installed / "models" / "default"
+            rest = _shape_key(fine).copy()
+            props.activations.zygomaticus_major_L = 1.0
+            assert props.last_error == "" and props.skin_ms > 0
+            assert np.linalg.norm(_shape_key(fine) - rest, axis=1).max() > 0.1  # cm: it smiles
             bpy.ops.wm.read_homefile(use_factory_startup=True)
 
             bpy.ops.preferences.addon_disable(module=addon)
