@@ -1,14 +1,17 @@
-"""Live playback inside bpy: frames per second end to end, split per stage.
+"""Live playback inside bpy: frames per second end to end, split per stage, for the coarse
+(embedded) and the fine (network) skin in the same run.
 
     .venv/bin/python benchmarks/bench_live.py [--preset default] [--frames 72]
 
 Adds a head with the add-on's own operator, keyframes a changing performance (expression
 presets with jaw motion), then plays frames one by one with ``scene.frame_set`` (the
 persistent frame-change handler runs the playback pipeline, ``sim.playback.HeadPlayer``)
-and reports the split per stage from the head's own timings (simulation, skin stage,
-shape-key write) and Blender's share (depsgraph, handler overhead). The baseline in the
-same run is the same pipeline outside Blender: the player alone on the same controls,
-so the ratio says what Blender adds. Writes benchmarks/results/live_<preset>.json.
+once with each skin, and reports the split per stage from the head's own timings
+(simulation, skin stage, shape-key write) and Blender's share (depsgraph, handler
+overhead). The baseline of the run is the same pipeline outside Blender: the player alone
+on the same controls, so the ratio says what Blender adds. The fine skin needs a model
+that fits the rig (the shipped one for ``default``). Writes
+benchmarks/results/live_<preset>.json.
 """
 
 import argparse
@@ -23,6 +26,34 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_simulator import machine, write_results  # noqa: E402
 
 STAGES = ("simulation_ms", "skin_ms", "write_ms")
+SKINS = {"COARSE": "coarse (embedded)", "FINE": "fine (network)"}
+
+
+def play(bpy, live, head, frames: int) -> dict:
+    """Play frames 2..frames after a warm-up frame; per-frame walls, stages and controls."""
+    scene = bpy.context.scene
+    props = head.physface
+    scene.frame_set(1)  # warm-up: kernels loaded, factor built, model loaded
+    stages = {name: [] for name in (*STAGES, "iterations")}
+    walls, controls = [], []
+    for frame in range(2, frames + 1):
+        clock = time.perf_counter()
+        scene.frame_set(frame)
+        walls.append(1000 * (time.perf_counter() - clock))
+        if props.last_error:
+            raise RuntimeError(f"error at frame {frame}: {props.last_error}")
+        for name in stages:
+            stages[name].append(getattr(props, name))
+        controls.append(live.controls_of(head))
+    player = live.runtime_for(head).player
+    player.reset()
+    player.play(1, controls[0])
+    alone = []
+    for frame, frame_controls in enumerate(controls, start=2):
+        clock = time.perf_counter()
+        player.play(frame, frame_controls)
+        alone.append(1000 * (time.perf_counter() - clock))
+    return {"walls": walls, "stages": stages, "alone": alone, "skin": props.skin_in_use}
 
 
 def main() -> int:
@@ -46,71 +77,68 @@ def main() -> int:
     physface.register()
     head = new_demo_scene(args.preset)
     keyframe_performance(head)
-    scene = bpy.context.scene
-    scene.frame_end = args.frames
+    bpy.context.scene.frame_end = args.frames
     props = head.physface
     if args.tolerance is not None:
         props.tolerance = args.tolerance
-    scene.frame_set(1)  # warm-up: kernels loaded, factor built
-    stages = {name: [] for name in (*STAGES, "iterations")}
-    walls, controls = [], []
-    for frame in range(2, args.frames + 1):
-        clock = time.perf_counter()
-        scene.frame_set(frame)
-        walls.append(1000 * (time.perf_counter() - clock))
-        if props.last_error:
-            print(f"error at frame {frame}: {props.last_error}", file=sys.stderr)
+    runs = {}
+    for skin in SKINS:
+        props.skin_stage = skin
+        try:
+            runs[skin] = play(bpy, live, head, args.frames)
+        except RuntimeError as error:
+            print(error, file=sys.stderr)
             return 1
-        for name in stages:
-            stages[name].append(getattr(props, name))
-        controls.append(live.controls_of(head))
-    player = live.runtime_for(head).player
-    player.reset()
-    player.play(1, controls[0])
-    alone = []
-    for frame, frame_controls in enumerate(controls, start=2):
-        clock = time.perf_counter()
-        player.play(frame, frame_controls)
-        alone.append(1000 * (time.perf_counter() - clock))
+        if skin == "FINE" and not runs[skin]["skin"].startswith("fine"):
+            print(f"no fine skin for {args.preset}: {props.skin_note}", file=sys.stderr)
+            runs.pop(skin)
 
-    mean = {name: float(np.mean(values)) for name, values in stages.items()}
-    wall, baseline = float(np.mean(walls)), float(np.mean(alone))
-    pipeline = sum(mean[name] for name in STAGES)
-    mesh = player.simulator.mesh
+    mesh = live.runtime_for(head).player.simulator.mesh
     facts = machine()
     print(f"machine: {facts['processor']}, {facts['cpus']} cores (CPU)")
     print(f"preset {args.preset}: LR {mesh.element_count:,} elements, {mesh.vertex_count:,} nodes")
+    summary = {}
+    for skin, run in runs.items():
+        mean = {name: float(np.mean(values)) for name, values in run["stages"].items()}
+        wall, alone = float(np.mean(run["walls"])), float(np.mean(run["alone"]))
+        summary[skin] = {"skin": run["skin"], "stages_ms": mean, "wall_ms": wall,
+                         "fps": 1000 / wall, "player_alone_ms": alone,
+                         "player_alone_fps": 1000 / alone}  # fmt: skip
+    first = next(iter(summary.values()))
     print(
-        f"{len(walls)} frames at tolerance {props.tolerance:g}, "
-        f"mean {mean['iterations']:.1f} iterations per frame"
+        f"{len(runs[next(iter(runs))]['walls'])} frames per skin at tolerance "
+        f"{props.tolerance:g}, mean {first['stages_ms']['iterations']:.1f} iterations per frame"
     )
-    print(f"{'stage':<30}{'ms/frame':>10}{'share':>8}")
-    for name in STAGES:
-        print(f"{name[:-3]:<30}{mean[name]:>10.2f}{mean[name] / wall:>8.0%}")
-    other = wall - pipeline
-    print(f"{'Blender (depsgraph, handler)':<30}{other:>10.2f}{other / wall:>8.0%}")
-    print(f"{'frame_set wall (end to end)':<30}{wall:>10.2f}{1:>8.0%}")
-    print(f"{'baseline: player alone':<30}{baseline:>10.2f}{baseline / wall:>8.0%}")
+    print(f"{'ms per frame':<30}" + "".join(f"{SKINS[s]:>20}" for s in summary))
+    rows = [(name[:-3], lambda r, n=name: r["stages_ms"][n]) for name in STAGES]
+    rows += [
+        ("Blender (depsgraph, handler)",
+         lambda r: r["wall_ms"] - sum(r["stages_ms"][n] for n in STAGES)),
+        ("frame_set wall (end to end)", lambda r: r["wall_ms"]),
+        ("baseline: player alone", lambda r: r["player_alone_ms"]),
+    ]  # fmt: skip
+    for label, value in rows:
+        cells = "".join(
+            f"{value(r):>12.2f} ({value(r) / r['wall_ms']:>4.0%})" for r in summary.values()
+        )
+        print(f"{label:<30}{cells}")
+    print(f"{'live end-to-end FPS':<30}" + "".join(f"{r['fps']:>20.1f}" for r in summary.values()))
     print(
-        f"live end-to-end: {1000 / wall:.1f} FPS; player alone {1000 / baseline:.1f} FPS "
-        f"(Blender costs {wall / baseline:.2f}x); release 1 measured 37 FPS at default"
+        f"{'player alone FPS':<30}"
+        + "".join(f"{r['player_alone_fps']:>20.1f}" for r in summary.values())
     )
+    if "FINE" in summary:
+        fine, coarse = summary["FINE"], summary["COARSE"]
+        print(
+            f"fine skin: {fine['fps']:.1f} FPS end to end (target 20), "
+            f"{fine['wall_ms'] / coarse['wall_ms']:.2f}x the coarse skin's frame time"
+        )
     write_results(
         f"live_{args.preset}",
-        {
-            "preset": args.preset,
-            "frames": len(walls),
-            "tolerance": props.tolerance,
-            "stages_ms": mean,
-            "wall_ms": wall,
-            "fps": 1000 / wall,
-            "pipeline_fps": 1000 / pipeline,
-            "player_alone_ms": baseline,
-            "player_alone_fps": 1000 / baseline,
-            "elements": int(mesh.element_count),
-            "machine": facts,
-        },
-    )
+        {"preset": args.preset, "tolerance": props.tolerance,
+         "frames": args.frames - 1, "elements": int(mesh.element_count), "skins": summary,
+         "machine": facts},
+    )  # fmt: skip
     return 0
 
 
