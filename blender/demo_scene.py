@@ -1,7 +1,8 @@
 """The demo scene: a PhysFace head performing expressions, a camera and studio lights.
 
 Shared by ``python -m physface demo``; built only from the add-on's own operators, so it
-exercises exactly what an artist uses.
+exercises exactly what an artist uses. ``coarse_and_fine`` replays the performance to
+compare the two skins on the same coarse frames.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import math
 
 import bpy
+import numpy as np
 
+from . import live
 from .expression import apply_expression, keyframe_controls
 
 # (frame, expression, extra jaw opening in degrees for speech-like motion): ~2 s at 24 fps.
@@ -78,3 +81,33 @@ def _add_camera_and_lights(scene) -> None:
         world.node_tree.nodes["Background"].inputs["Color"].default_value = (0.05, 0.055, 0.06, 1)
     scene.world = world
     scene.render.resolution_x = scene.render.resolution_y = 800
+
+
+def coarse_and_fine(head, frames: range) -> tuple[np.ndarray, np.ndarray, list]:
+    """Replay the head's animation over ``frames`` (from rest at the first, as a bake does)
+    with its fine skin; returns the coarse (embedded) and fine (network) skins of the same
+    coarse frames, each (F, V, 3) float32 cm of every ICT vertex, and the controls per
+    frame. Raises RuntimeError when the head's fine skin is not playing (its note says why)."""
+    scene = bpy.context.scene
+    shown = scene.frame_current
+    runtime = live.runtime_for(head)
+    player = runtime.player
+    if player.skin_stage is player.embedded_stage:
+        raise RuntimeError(f"{head.name} has no fine skin: {runtime.skin_note or 'coarse chosen'}")
+    coarse, fine, controls = [], [], []
+    player.reset()
+    with live.suspended(head):
+        for frame in frames:
+            scene.frame_set(frame)
+            controls.append(live.controls_of(head))
+            played = player.play(frame, controls[-1])
+            fine.append(played.positions.copy())
+            result = played.result
+            coarse.append(
+                player.embedded_stage(
+                    result.volume_positions, result.head_transform, result.jaw_transform
+                ).copy()
+            )
+    player.reset()
+    scene.frame_set(shown)
+    return np.stack(coarse), np.stack(fine), controls

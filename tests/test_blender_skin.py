@@ -2,6 +2,7 @@
 stage per head, the fine/coarse switch, the fallback for a missing or foreign model, and a
 bake made with the network that plays back without the rig or the model."""
 
+import importlib
 import importlib.util
 import shutil
 from pathlib import Path
@@ -270,3 +271,25 @@ def test_a_network_bake_equals_a_direct_computation_and_plays_without_rig_or_mod
             evaluated_positions(bpy, reopened), frames[frame - 1], atol=2e-5, rtol=0
         )
     assert not addon_module.blender.live._runtimes
+
+
+def test_the_demos_comparison_gives_the_coarse_and_the_fine_bake(
+    blender, addon_module, model_folder
+):
+    bpy = blender
+    head = add_head(bpy, addon_module, model_folder)
+    _keyframe_smile(bpy, head)
+    demo = importlib.import_module(f"{addon_module.__name__}.blender.demo_scene")
+    coarse, fine, controls = demo.coarse_and_fine(head, range(1, 5))
+    assert [c.activations["zygomaticus_major_L"] for c in controls][::3] == [0.0, 1.0]
+    baked = {}
+    for skin in ("COARSE", "FINE"):
+        head.physface.skin_stage = skin
+        run = addon_module.blender.bake.simulate_range(bpy.context.scene, head, range(1, 5))
+        baked[skin] = run.baked[head.name]
+    indices = ict(addon_module, head)
+    np.testing.assert_allclose(coarse[:, indices], baked["COARSE"], atol=2e-5, rtol=0)
+    np.testing.assert_allclose(fine[:, indices], baked["FINE"], atol=2e-5, rtol=0)
+    head.physface.skin_stage = "COARSE"
+    with pytest.raises(RuntimeError, match="no fine skin"):
+        demo.coarse_and_fine(head, range(1, 3))
