@@ -215,15 +215,16 @@ def _check_meta(meta: dict, npz_path: Path, expect_key: str | None) -> None:
         )
 
 
-def model_key(path) -> str:
-    """The LR lattice key a model folder (or its model.npz / model.onnx) was trained on,
-    read without loading the rest of the model; ``ModelError`` when it cannot be read."""
+def model_lattice(path) -> tuple[str, np.ndarray]:
+    """The LR lattice a model folder (or its model.npz / model.onnx) was trained on: its key
+    and rest nodes (N, 3) f32 cm, read without loading the rest of the model;
+    ``ModelError`` when they cannot be read."""
     _, npz_path = _model_files(path)
     if not npz_path.is_file():
         raise ModelError(f"network model file {npz_path} is missing")
     try:
         with np.load(npz_path, allow_pickle=False) as stored:
-            return str(stored["key"])
+            return str(stored["key"]), np.asarray(stored["lr_rest"], np.float32)
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
         raise ModelError(
             f"network model file {npz_path} is truncated or corrupt ({type(error).__name__})"
@@ -342,6 +343,7 @@ class TorchUpsampler:
         self.key = model.key
         self.skin_vertices = None if skin_vertices is None else np.asarray(skin_vertices)
         self.lr_count, self.skin_count = model.lr_count, model.skin_count
+        self.lr_rest = model.lr_rest.detach().cpu().numpy().astype(np.float32)
         self._rest_lr = model.lr_rest[None]
         self._rest_skin = model.skin_rest[None]
 

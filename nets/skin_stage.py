@@ -18,9 +18,13 @@ import numpy as np
 
 from ..sim.skin_stage import EmbeddedSkinStage
 from .pairs import lattice_key
-from .runtime import ModelError, load_model, model_key
+from .runtime import ModelError, load_model, model_lattice
 
 SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "models"
+# A model whose key differs from the rig's still fits when its LR rest nodes are the rig's
+# within this (cm): the key hashes float32 bits, which another CPU's rounding may change,
+# while the network depends on the nodes alone (their order and rest positions).
+LATTICE_TOLERANCE_CM = 1e-4
 
 
 def rig_lattice_key(rig) -> str:
@@ -34,11 +38,23 @@ def shipped_model(preset: str) -> Path:
     return SHIPPED_MODELS / preset
 
 
+def same_lattice(key: str, lr_rest: np.ndarray, rig) -> bool:
+    """Whether a model with this key and LR rest nodes (N, 3) cm was made for ``rig``'s
+    LR lattice: the same key, or the same nodes within ``LATTICE_TOLERANCE_CM``."""
+    if key == rig_lattice_key(rig):
+        return True
+    rest = np.asarray(rig.lr.rest_positions, np.float32)
+    lr_rest = np.asarray(lr_rest, np.float32)
+    return lr_rest.shape == rest.shape and float(np.abs(lr_rest - rest).max()) <= (
+        LATTICE_TOLERANCE_CM
+    )
+
+
 def model_fits(rig, model) -> bool:
     """Whether the model folder (or its model.npz / model.onnx) was trained on ``rig``'s LR
-    lattice; reads only the stored key (False for a missing or unreadable model)."""
+    lattice; reads only its key and LR nodes (False for a missing or unreadable model)."""
     try:
-        return model_key(model) == rig_lattice_key(rig)
+        return same_lattice(*model_lattice(model), rig)
     except ModelError:
         return False
 
@@ -54,18 +70,17 @@ class NetworkSkinStage:
     name = "network"
 
     def __init__(self, rig, model, *, threads: int = 2):
-        key = rig_lattice_key(rig)
         if isinstance(model, (str, os.PathLike)):
             self.model_path: Path | None = Path(model)
-            upsampler = load_model(model, expect_key=key, threads=threads)
+            upsampler = load_model(model, threads=threads)
         else:
             self.model_path, upsampler = None, model
-            if upsampler.key != key:
-                raise ModelError(
-                    f"the network model was trained for another LR lattice (key "
-                    f"{str(upsampler.key)[:12]}, this rig {key[:12]}): use a model trained "
-                    "on this rig or train one"
-                )
+        if not same_lattice(upsampler.key, upsampler.lr_rest, rig):
+            raise ModelError(
+                f"the network model {self.model_path or ''} was trained for another LR "
+                f"lattice (key {str(upsampler.key)[:12]}, this rig "
+                f"{rig_lattice_key(rig)[:12]}): use a model trained on this rig or train one"
+            )
         rows = upsampler.skin_vertices
         count = len(rig.ict_rest_positions)
         if rows is None or len(rows) != upsampler.skin_count or np.max(rows) >= count:
@@ -105,4 +120,12 @@ class NetworkSkinStage:
         return out
 
 
-__all__ = ["SHIPPED_MODELS", "NetworkSkinStage", "model_fits", "rig_lattice_key", "shipped_model"]
+__all__ = [
+    "LATTICE_TOLERANCE_CM",
+    "SHIPPED_MODELS",
+    "NetworkSkinStage",
+    "model_fits",
+    "rig_lattice_key",
+    "same_lattice",
+    "shipped_model",
+]

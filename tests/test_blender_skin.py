@@ -14,9 +14,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
-from tiny_model import export_tiny_model  # noqa: E402
+from tiny_model import export_foreign_model, export_tiny_model  # noqa: E402
 
-from physface.nets.runtime import export_model  # noqa: E402
 from physface.nets.skin_stage import NetworkSkinStage  # noqa: E402
 from physface.sim.anatomy import JawPose  # noqa: E402
 from physface.sim.controls import Controls  # noqa: E402
@@ -38,14 +37,13 @@ def model_folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def foreign_folder(model_folder, tmp_path_factory):
-    """The same model stamped with another LR lattice's key."""
+    """The same model made for another LR lattice (rest nodes 0.1 mm away, another key)."""
     from physface.nets.runtime import load_torch_model
 
-    torch_model = load_torch_model(model_folder).model
     with np.load(model_folder / "model.npz") as stored:
         rows = stored["skin_vertices"]
     folder = tmp_path_factory.mktemp("models") / "foreign"
-    export_model(torch_model, folder, key="another-lattice", skin_vertices=rows)
+    export_foreign_model(load_torch_model(model_folder).model, folder, rows, shift_cm=0.01)
     return folder
 
 

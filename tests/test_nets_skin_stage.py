@@ -9,11 +9,16 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
-from tiny_model import export_tiny_model  # noqa: E402
+from tiny_model import export_foreign_model, export_tiny_model  # noqa: E402
 
 from physface.nets.pairs import in_head_frame  # noqa: E402
-from physface.nets.runtime import ModelError, TorchUpsampler, export_model  # noqa: E402
-from physface.nets.skin_stage import NetworkSkinStage, rig_lattice_key  # noqa: E402
+from physface.nets.runtime import ModelError, TorchUpsampler  # noqa: E402
+from physface.nets.skin_stage import (  # noqa: E402
+    LATTICE_TOLERANCE_CM,
+    NetworkSkinStage,
+    model_fits,
+    rig_lattice_key,
+)
 from physface.sim.anatomy import JawPose  # noqa: E402
 from physface.sim.controls import Controls  # noqa: E402
 from physface.sim.playback import HeadPlayer  # noqa: E402
@@ -72,10 +77,22 @@ def test_missing_and_foreign_models_are_refused(exported, tmp_path):
     with pytest.raises(ModelError, match="missing"):
         NetworkSkinStage(rig, tmp_path / "nowhere")
     foreign = tmp_path / "foreign"
-    export_model(model, foreign, key="another-lattice", skin_vertices=model_rows(folder))
+    export_foreign_model(model, foreign, model_rows(folder), shift_cm=10 * LATTICE_TOLERANCE_CM)
     with pytest.raises(ModelError, match="another LR lattice"):
         NetworkSkinStage(rig, foreign)
+    assert not model_fits(rig, foreign) and model_fits(rig, folder)
+    assert not model_fits(rig, tmp_path / "nowhere")
     assert rig_lattice_key(rig) == model.key
+
+
+def test_a_key_that_differs_by_rounding_alone_still_fits(exported, tmp_path):
+    """The key hashes float32 bits; nodes within the tolerance are the same lattice."""
+    rig, folder, model = exported
+    rounded = tmp_path / "rounded"
+    export_foreign_model(model, rounded, model_rows(folder), shift_cm=LATTICE_TOLERANCE_CM / 4)
+    assert model_fits(rig, rounded)
+    stage = NetworkSkinStage(rig, rounded, threads=1)
+    assert stage.upsampler.key == "another-lattice"
 
 
 def model_rows(folder) -> np.ndarray:

@@ -29,3 +29,19 @@ def export_tiny_model(folder, seed: int = 0):
     )
     export_model(model, folder, skin_vertices=rest.skin_vertices)
     return model
+
+
+def export_foreign_model(model, folder, skin_vertices, shift_cm: float):
+    """``model`` exported as if trained on another LR lattice: every rest node moved by
+    ``shift_cm`` along x and another key (the nodes decide whether a model fits a rig)."""
+    import copy
+
+    import torch
+
+    from physface.nets.runtime import export_model
+
+    foreign = copy.deepcopy(model)
+    with torch.no_grad():
+        foreign.lr_rest[:, 0] += shift_cm
+    export_model(foreign, folder, key="another-lattice", skin_vertices=skin_vertices)
+    return foreign
