@@ -273,11 +273,10 @@ def add_head(context, rig_preset: str, data_folder=None, progress=None):
 
     Raises PhysFaceError when the data or the rig is missing; a playback error of the new
     head is left in its ``last_error`` (as the frame handler does)."""
+    from ..nets.skin_stage import model_fits, shipped_model
     from ..sim.face_model import load_face_model
     from ..sim.rig import load_rig
     from . import live
-
-    from ..nets.skin_stage import model_fits, shipped_model
 
     model = load_face_model(data_folder)
     rig = load_rig(rig_preset, data_folder, progress=progress, with_hr=False)
