@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from blender_helpers import evaluated_positions, shape_key_positions
 
 from physface.sim.anatomy import JawPose
 from physface.sim.controls import Controls
@@ -20,21 +21,6 @@ from physface.sim.rig import load_rig
 from physface.sim.tolerances import PLAYBACK_TOLERANCE
 
 PRESET = "tiny"
-
-
-def shape_key_positions(obj) -> np.ndarray:
-    block = obj.data.shape_keys.key_blocks["PhysFace"]
-    out = np.empty(len(block.data) * 3, dtype=np.float32)
-    block.data.foreach_get("co", out)
-    return out.reshape(-1, 3)
-
-
-def evaluated_positions(bpy, obj) -> np.ndarray:
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    mesh = obj.evaluated_get(depsgraph).data
-    out = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
-    mesh.vertices.foreach_get("co", out)
-    return out.reshape(-1, 3)
 
 
 @pytest.fixture

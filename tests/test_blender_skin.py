@@ -3,9 +3,7 @@ stage per head, the fine/coarse switch, the fallback for a missing or foreign mo
 bake made with the network that plays back without the rig or the model."""
 
 import importlib
-import importlib.util
 import shutil
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,6 +12,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
+from blender_helpers import evaluated_positions, load_tool, shape_key_positions  # noqa: E402
 from tiny_model import export_foreign_model, export_tiny_model  # noqa: E402
 
 from physface.nets.skin_stage import NetworkSkinStage  # noqa: E402
@@ -24,7 +23,6 @@ from physface.sim.playback import HeadPlayer  # noqa: E402
 from physface.sim.rig import load_rig  # noqa: E402
 
 PRESET = "tiny"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 SMILE = {"zygomaticus_major_L": 1.0}
 
 
@@ -45,20 +43,6 @@ def foreign_folder(model_folder, tmp_path_factory):
     folder = tmp_path_factory.mktemp("models") / "foreign"
     export_foreign_model(load_torch_model(model_folder).model, folder, rows, shift_cm=0.01)
     return folder
-
-
-def shape_key_positions(obj) -> np.ndarray:
-    block = obj.data.shape_keys.key_blocks["PhysFace"]
-    out = np.empty(len(block.data) * 3, dtype=np.float32)
-    block.data.foreach_get("co", out)
-    return out.reshape(-1, 3)
-
-
-def evaluated_positions(bpy, obj) -> np.ndarray:
-    mesh = obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
-    out = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
-    mesh.vertices.foreach_get("co", out)
-    return out.reshape(-1, 3)
 
 
 class Library:
@@ -99,9 +83,7 @@ def ict(addon_module, obj):
 
 def sidebar_text(bpy, addon_module) -> str:
     """The PhysFace sidebar as text (tools/dump_panels.py's recording layout)."""
-    spec = importlib.util.spec_from_file_location("dump_panels", REPO_ROOT / "tools/dump_panels.py")
-    dump = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(dump)
+    dump = load_tool("dump_panels")
     lines: list[str] = []
     for cls in addon_module.panels.sidebar.classes:
         if not hasattr(cls, "poll") or cls.poll(bpy.context):

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from blender_helpers import load_tool
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL = REPO_ROOT / "models" / "default"
@@ -41,14 +42,6 @@ print(json.dumps({"shape": out.shape, "finite": bool(np.isfinite(out).all()), "l
 """
 
 
-def _build_tool():
-    path = REPO_ROOT / "tools" / "build_extension.py"
-    spec = importlib.util.spec_from_file_location("physface_build_extension", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _fake_wheel(folder: Path, name: str, version: str, requires: list[str]) -> Path:
     wheel = folder / f"{name}-{version}-cp311-cp311-win_amd64.whl"
     meta = "".join(f"Requires-Dist: {r}\n" for r in requires)
@@ -70,7 +63,7 @@ def test_onnxruntime_runs_the_shipped_model_without_the_left_out_requirements(tm
 
 
 def test_not_needed_is_exactly_what_the_pinned_onnxruntime_requires_besides_numpy():
-    tool = _build_tool()
+    tool = load_tool("build_extension")
     pin = tool.read_pins(["onnxruntime"])["onnxruntime"]
     assert importlib.metadata.version("onnxruntime") == pin
     required = {
@@ -84,7 +77,7 @@ def test_not_needed_is_exactly_what_the_pinned_onnxruntime_requires_besides_nump
 
 
 def test_collect_wheels_accepts_the_not_needed_requirements_and_refuses_others(tmp_path):
-    tool = _build_tool()
+    tool = load_tool("build_extension")
     pins = {"onnxruntime": "9.9.9"}
     needs = ["flatbuffers", "numpy>=1.21.6", "packaging", "protobuf>=4.25.8", 'sympy; extra == "x"']
     wheel = _fake_wheel(tmp_path, "onnxruntime", "9.9.9", needs)

@@ -1,13 +1,13 @@
 """The built linux-x64 zip installs, enables, disables and uninstalls in headless Blender;
 from it, a default head plays the fine skin (the bundled ONNX Runtime and shipped model)."""
 
-import importlib.util
 import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from blender_helpers import load_tool, shape_key_positions
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PLATFORM = "linux-x64"
@@ -15,18 +15,10 @@ ZIP_REPO = "physface_zip_test"
 MODEL_FILES = ("model.onnx", "model.npz", "README.md")
 
 
-def _build_tool():
-    path = REPO_ROOT / "tools" / "build_extension.py"
-    spec = importlib.util.spec_from_file_location("physface_build_extension", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def linux_zip(tmp_path_factory):
     """The linux-x64 zip built by tools/build_extension.py (downloads the wheels if missing)."""
-    tool = _build_tool()
+    tool = load_tool("build_extension")
     manifest = tool.MANIFEST.read_bytes()
     try:
         tool.prepare([PLATFORM])
@@ -37,13 +29,6 @@ def linux_zip(tmp_path_factory):
         if tool.MANIFEST.read_bytes() != manifest:
             tool.MANIFEST.write_bytes(manifest)
     return zip_path
-
-
-def _shape_key(obj) -> np.ndarray:
-    block = obj.data.shape_keys.key_blocks["PhysFace"]
-    out = np.empty(len(block.data) * 3, dtype=np.float32)
-    block.data.foreach_get("co", out)
-    return out.reshape(-1, 3)
 
 
 def _repo_index(bpy, module):
@@ -109,10 +94,12 @@ def test_zip_installs_enables_and_uninstalls(linux_zip, physface_addon, leftover
             assert props.skin_stage == "FINE" and props.skin_in_use == "fine · default (shipped)"
             live = sys.modules[f"{addon}.blender.live"]
             assert live.model_folder(props) == installed / "models" / "default"
-            rest = _shape_key(fine).copy()
+            rest = shape_key_positions(fine).copy()
             props.activations.zygomaticus_major_L = 1.0
             assert props.last_error == "" and props.skin_ms > 0
-            assert np.linalg.norm(_shape_key(fine) - rest, axis=1).max() > 0.1  # cm: it smiles
+            assert (
+                np.linalg.norm(shape_key_positions(fine) - rest, axis=1).max() > 0.1
+            )  # cm: it smiles
             bpy.ops.wm.read_homefile(use_factory_startup=True)
 
             bpy.ops.preferences.addon_disable(module=addon)
