@@ -14,6 +14,7 @@ VERBS = {
     "build-rig": "build_rig",
     "rig-pictures": "rig_pictures",
     "muscle-pictures": "muscle_pictures",
+    "action-units": "action_units",
     "demo": "demo",
     "render": "render",
     "dataset": "dataset",
