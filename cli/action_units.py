@@ -17,23 +17,36 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--data", type=data_argument, help="data folder (default: PHYSFACE_DATA or ../shared/data)"
     )
+    parser.add_argument(
+        "--sliding-stiffness", type=float, default=0.0,
+        help="dyn/cm: let the forehead's bone nodes glide along the bone (sim/sliding.py); "
+        "0 (default): the rig as it plays",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     def body() -> int:
         from ..sim.calibration import format_actions, full_strength_inversions, measure_actions
         from ..sim.rig import load_rig
+        from ..sim.simulator import Material
 
+        material = Material(sliding_stiffness=args.sliding_stiffness)
         out = output_folder(args.out)
         out.mkdir(parents=True, exist_ok=True)
         rig = load_rig(args.preset, args.data, with_hr=False)
-        results = measure_actions(rig)
-        print(f"preset {args.preset}: key-point travel at full activation (mm)")
+        results = measure_actions(rig, material=material)
+        sliding = (
+            f", forehead sliding at {args.sliding_stiffness:g} dyn/cm"
+            if (args.sliding_stiffness > 0)
+            else ""
+        )
+        print(f"preset {args.preset}{sliding}: key-point travel at full activation (mm)")
         print(format_actions(results))
-        inverted, elements = full_strength_inversions(rig)
+        inverted, elements = full_strength_inversions(rig, material)
         print(f"every muscle at 1, jaw at its opening limit: {inverted} of {elements} "
               "elements inverted")  # fmt: skip
         report = {
             "preset": args.preset,
+            "sliding_stiffness": args.sliding_stiffness,
             "actions": [
                 {"name": r.target.name, "units": r.target.units, "key_point": r.target.key_point,
                  "measure": r.target.measure, "value_mm": r.value_mm, "along_mm": r.along_mm,
@@ -44,7 +57,8 @@ def main(argv: list[str]) -> int:
             "full_strength_inverted_elements": inverted,
             "elements": elements,
         }  # fmt: skip
-        path = out / f"action_units_{args.preset}.json"
+        suffix = "_sliding" if args.sliding_stiffness > 0 else ""
+        path = out / f"action_units_{args.preset}{suffix}.json"
         path.write_text(json.dumps(report, indent=2))
         print(path)
         return 0

@@ -103,15 +103,16 @@ def _verdict(target: ActionTarget, value: float, along: float) -> str:
 
 
 def measure_actions(
-    rig, targets: list[ActionTarget] | None = None, book=None
+    rig, targets: list[ActionTarget] | None = None, book=None, material=None
 ) -> list[ActionResult]:
-    """Each target's action played alone from rest on ``rig``'s LR mesh → results (mm)."""
+    """Each target's action played alone from rest on ``rig``'s LR mesh → results (mm);
+    ``material`` the tissue parameters (``sim.simulator.Material``; None: the default)."""
     from .performances import load_performance_book, unit_activations
     from .playback import HeadPlayer
 
     targets = load_action_targets() if targets is None else targets
     book = load_performance_book() if book is None else book
-    player = HeadPlayer(rig, tolerance=TOLERANCE, max_iterations=MAX_ITERATIONS)
+    player = HeadPlayer(rig, tolerance=TOLERANCE, max_iterations=MAX_ITERATIONS, material=material)
     rest = rig.ict_rest_positions.astype(np.float64)
     results = []
     for target in targets:
@@ -133,13 +134,13 @@ def measure_actions(
     return results
 
 
-def full_strength_inversions(rig) -> tuple[int, int]:
+def full_strength_inversions(rig, material=None) -> tuple[int, int]:
     """(inverted elements, elements) of the LR mesh with every muscle at 1 and the jaw at
     its opening limit, solved to ``TOLERANCE``."""
     from .playback import HeadPlayer
     from .tetmesh import signed_volumes
 
-    player = HeadPlayer(rig, tolerance=TOLERANCE, max_iterations=MAX_ITERATIONS)
+    player = HeadPlayer(rig, tolerance=TOLERANCE, max_iterations=MAX_ITERATIONS, material=material)
     controls = Controls(
         activations={name: 1.0 for name in rig.muscle_names},
         jaw=JawPose(opening_deg=JAW_LIMITS["opening_deg"][1]),

@@ -47,6 +47,7 @@ _SIMULATION_SOURCES = (
     "controls.py",
     "contacts.py",
     "skin_stage.py",
+    "sliding.py",
 )
 
 

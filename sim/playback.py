@@ -40,7 +40,7 @@ class HeadPlayer:
     so a frame's result never depends on where the timeline was before a jump.
     ``skin_stage`` defaults to the embedded skin and may be swapped between frames (the
     simulation is kept: the sidebar's fine/coarse switch); ``fps`` sets the time step of
-    dynamics.
+    dynamics; ``material`` the tissue parameters (``sim.simulator.Material``).
     """
 
     def __init__(
@@ -53,8 +53,9 @@ class HeadPlayer:
         tolerance: float = PLAYBACK_TOLERANCE,
         max_iterations: int = 100,
         device: str = "cpu",
+        material=None,
     ):
-        from .simulator import Simulator
+        from .simulator import Material, Simulator
 
         self.rig = rig
         self.simulator = Simulator(
@@ -65,6 +66,7 @@ class HeadPlayer:
             time_step=1.0 / fps,
             tolerance=tolerance,
             max_iterations=max_iterations,
+            material=material if material is not None else Material(),
         )
         self.embedded_stage = EmbeddedSkinStage(rig)
         self.skin_stage = skin_stage if skin_stage is not None else self.embedded_stage

@@ -36,6 +36,7 @@ from .errors import ControlError
 from .factor import FactorCache, single_threaded_blas
 from .rig import Rig
 from .simmesh import FREE, JAW, SKULL
+from .sliding import sliding_nodes
 from .tetmesh import unique_edges
 from .tolerances import PLAYBACK_TOLERANCE, TRAINING_TOLERANCE
 
@@ -52,7 +53,9 @@ class Material:
     element's own shear stiffness (muscle is as incompressible as flesh);
     ``density`` in g/cm³; mass-proportional ``damping`` in 1/s (dynamics only);
     colliders keep the skin ``contact_margin_cm`` outside. (The rig keeps a soft band
-    between skull and jaw, so no element is driven by both bones.)"""
+    between skull and jaw, so no element is driven by both bones.) ``sliding_stiffness``
+    (dyn/cm) > 0 lets the forehead's bone nodes glide along the bone (``sim/sliding.py``),
+    held to its tangent plane by that stiffness; 0 keeps every bone node fixed."""
 
     shear_modulus: float = 3.0e4
     muscle_stiffness_ratio: float = 20.0
@@ -60,6 +63,7 @@ class Material:
     density: float = 1.06
     damping: float = 5.0
     contact_margin_cm: float = 2.0e-3
+    sliding_stiffness: float = 0.0
 
 
 @dataclass
@@ -72,7 +76,8 @@ class StepResult:
     docstring) after ``iterations`` local/global iterations; ``energy_history`` the total
     energy (erg) of each accepted iterate, in order; ``warnings`` of the controls;
     ``seconds`` per stage (STAGES); ``max_penetration_cm`` of the skin in any collider;
-    ``lip_penetration_cm`` of a lip into the other beyond rest (with lip contact)."""
+    ``lip_penetration_cm`` of a lip into the other beyond rest (with lip contact);
+    ``sliding_gap_cm`` the largest distance of a sliding bone node from its plane."""
 
     volume_positions: np.ndarray
     residual: float
@@ -85,6 +90,7 @@ class StepResult:
     factorizations: int = 0
     max_penetration_cm: float = 0.0
     lip_penetration_cm: float = 0.0
+    sliding_gap_cm: float = 0.0
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -242,16 +248,26 @@ class Simulator:
         self.polar, self.extrapolate, self.material = polar, extrapolate, material
         self.backend = backend
 
-        labels = mesh.node_labels
+        tissue_labels = mesh.node_labels
         self.rest_positions = mesh.rest_positions.astype(np.float64)
         self.node_count = len(self.rest_positions)
+        self.sliding_nodes = np.zeros(0, dtype=np.int64)
+        self.sliding_normals = np.zeros((0, 3))
+        if material.sliding_stiffness > 0:
+            self.sliding_nodes, self.sliding_normals = sliding_nodes(
+                self.rest_positions, mesh.tets, tissue_labels
+            )
+        labels = tissue_labels.copy()
+        labels[self.sliding_nodes] = FREE
         self.free_nodes = np.flatnonzero(labels == FREE)
         self.skull_nodes = np.flatnonzero(labels == SKULL)
         self.jaw_nodes = np.flatnonzero(labels == JAW)
         self.prescribed_nodes = np.flatnonzero(labels != FREE)
         self._free_slot = np.full(self.node_count, -1, dtype=np.int64)
         self._free_slot[self.free_nodes] = np.arange(len(self.free_nodes))
-        self.simulated_elements = np.flatnonzero((labels[mesh.tets] == FREE).any(axis=1))
+        self._sliding_slots = self._free_slot[self.sliding_nodes]
+        # the flesh's elements only: a sliding node has no element inside the bone
+        self.simulated_elements = np.flatnonzero((tissue_labels[mesh.tets] == FREE).any(axis=1))
         self.element_count = len(self.simulated_elements)
         tets = mesh.tets[self.simulated_elements].astype(np.int32)
 
@@ -326,6 +342,10 @@ class Simulator:
         if self.dynamics:
             h = self.time_step
             self._inertia = (1.0 + h * self.material.damping) * masses[free] / h**2
+        if len(self.sliding_nodes):  # the sliding constraint's part of the global matrix
+            diagonal = np.zeros(len(free))
+            diagonal[self._sliding_slots] = self.material.sliding_stiffness
+            self._stiffness_ff = (self._stiffness_ff + sp.diags(diagonal)).tocsc()
         clock = time.perf_counter()
         self.factors = FactorCache(self._stiffness_ff + sp.diags(self._inertia), self.backend)
         self.backend = self.factors.backend
@@ -592,8 +612,27 @@ class Simulator:
         np.take(self._assemble(), self.free_nodes, axis=0, out=self._forces_free)
         rhs = np.add(self._forces_free, frame.rhs, out=self._rhs_free)
         energy += self._extra_energy(frame, frame.positions)
+        if len(self.sliding_nodes):
+            energy += self._slide(frame, x_free, rhs)
         seconds["rhs"] += time.perf_counter() - clock
         return rhs, energy
+
+    def _sliding_gaps(self, frame: _Frame, x_free: np.ndarray):
+        """(sliding positions (S, 3), their world plane normals (S, 3), signed distances
+        (S,) cm from the bone's tangent planes, which move with the head)."""
+        rotation, offset = frame.head[:3, :3], frame.head[:3, 3]
+        normals = self.sliding_normals @ rotation.T
+        anchors = self.rest_positions[self.sliding_nodes] @ rotation.T + offset
+        positions = x_free[self._sliding_slots]
+        return positions, normals, np.einsum("ij,ij->i", positions - anchors, normals)
+
+    def _slide(self, frame: _Frame, x_free: np.ndarray, rhs: np.ndarray) -> float:
+        """The sliding constraint's local step: each node's projection onto its plane
+        enters the RHS (k·P(x)); returns its energy k/2 Σ gap² (erg)."""
+        positions, normals, gaps = self._sliding_gaps(frame, x_free)
+        k = self.material.sliding_stiffness
+        rhs[self._sliding_slots] += k * (positions - normals * gaps[:, None])
+        return 0.5 * k * float(gaps @ gaps)
 
     def step(self, controls: Controls | None = None) -> StepResult:
         """Advance one frame under ``controls``, validated here."""
@@ -660,8 +699,15 @@ class Simulator:
             factorizations=self.factorizations - factorizations_before,
             max_penetration_cm=penetration,
             lip_penetration_cm=self.contacts.lip_penetration_cm(self.positions),
+            sliding_gap_cm=self._largest_sliding_gap(frame),
             seconds=seconds,
         )
+
+    def _largest_sliding_gap(self, frame: _Frame) -> float:
+        if not len(self.sliding_nodes):
+            return 0.0
+        _, _, gaps = self._sliding_gaps(frame, self.positions[self.free_nodes])
+        return float(np.abs(gaps).max())
 
     def _store(self, frame: _Frame, x: np.ndarray) -> float:
         """Keep the frame's solution (free positions ``x`` (n, 3)) as the new state and
