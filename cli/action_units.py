@@ -7,7 +7,19 @@ inverted elements. Prints the table and writes ``action_units_<preset>.json`` to
 import json
 
 from ..sim.data_paths import data_argument
+from ..sim.simulator import Material
 from . import make_parser, output_folder, run_reporting_errors
+
+
+def _describe(material: Material) -> str:
+    muscles = (
+        f"muscles {material.passive_muscle_ratio:g}x flesh relaxed, "
+        f"{material.muscle_stiffness_ratio:g}x active"
+        if material.passive_muscle_ratio is not None
+        else f"muscles {material.muscle_stiffness_ratio:g}x flesh"
+    )
+    sliding = material.sliding_stiffness
+    return muscles + (f", forehead sliding ({sliding:g} dyn/cm)" if sliding > 0 else "")
 
 
 def main(argv: list[str]) -> int:
@@ -22,31 +34,41 @@ def main(argv: list[str]) -> int:
         help="dyn/cm: let the forehead's bone nodes glide along the bone (sim/sliding.py); "
         "0 (default): the rig as it plays",
     )  # fmt: skip
+    parser.add_argument(
+        "--passive-muscle-ratio", type=float, default=None,
+        help="a relaxed muscle this many times stiffer than flesh, stiffening with its "
+        "activation to --muscle-stiffness-ratio (default: muscles at that ratio always)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--muscle-stiffness-ratio", type=float, default=Material.muscle_stiffness_ratio,
+        help="an (active) muscle's stiffness over flesh's (default %(default)g)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     def body() -> int:
         from ..sim.calibration import format_actions, full_strength_inversions, measure_actions
         from ..sim.rig import load_rig
-        from ..sim.simulator import Material
 
-        material = Material(sliding_stiffness=args.sliding_stiffness)
+        material = Material(
+            sliding_stiffness=args.sliding_stiffness,
+            passive_muscle_ratio=args.passive_muscle_ratio,
+            muscle_stiffness_ratio=args.muscle_stiffness_ratio,
+        )
         out = output_folder(args.out)
         out.mkdir(parents=True, exist_ok=True)
         rig = load_rig(args.preset, args.data, with_hr=False)
         results = measure_actions(rig, material=material)
-        sliding = (
-            f", forehead sliding at {args.sliding_stiffness:g} dyn/cm"
-            if (args.sliding_stiffness > 0)
-            else ""
-        )
-        print(f"preset {args.preset}{sliding}: key-point travel at full activation (mm)")
+        print(f"preset {args.preset}, {_describe(material)}:")
+        print("key-point travel at full activation (mm)")
         print(format_actions(results))
         inverted, elements = full_strength_inversions(rig, material)
         print(f"every muscle at 1, jaw at its opening limit: {inverted} of {elements} "
               "elements inverted")  # fmt: skip
         report = {
             "preset": args.preset,
-            "sliding_stiffness": args.sliding_stiffness,
+            "material": {"sliding_stiffness": material.sliding_stiffness,
+                         "passive_muscle_ratio": material.passive_muscle_ratio,
+                         "muscle_stiffness_ratio": material.muscle_stiffness_ratio},
             "actions": [
                 {"name": r.target.name, "units": r.target.units, "key_point": r.target.key_point,
                  "measure": r.target.measure, "value_mm": r.value_mm, "along_mm": r.along_mm,
@@ -57,8 +79,8 @@ def main(argv: list[str]) -> int:
             "full_strength_inverted_elements": inverted,
             "elements": elements,
         }  # fmt: skip
-        suffix = "_sliding" if args.sliding_stiffness > 0 else ""
-        path = out / f"action_units_{args.preset}{suffix}.json"
+        changed = material != Material()
+        path = out / f"action_units_{args.preset}{'_calibration' if changed else ''}.json"
         path.write_text(json.dumps(report, indent=2))
         print(path)
         return 0

@@ -55,7 +55,14 @@ class Material:
     colliders keep the skin ``contact_margin_cm`` outside. (The rig keeps a soft band
     between skull and jaw, so no element is driven by both bones.) ``sliding_stiffness``
     (dyn/cm) > 0 lets the forehead's bone nodes glide along the bone (``sim/sliding.py``),
-    held to its tangent plane by that stiffness; 0 keeps every bone node fixed."""
+    held to its tangent plane by that stiffness; 0 keeps every bone node fixed.
+    ``passive_muscle_ratio``: a relaxed muscle is that many times stiffer than flesh and
+    stiffens with its activation up to ``muscle_stiffness_ratio`` (relaxed muscle is soft,
+    an active one is what pulls); the global matrix then follows the activations: it is
+    factored again when an activation moved more than ``refactor_activation_change`` since
+    the factor in use, and solved by conjugate gradients preconditioned with that factor in
+    between. None: every muscle at ``muscle_stiffness_ratio`` whatever its activation (the
+    matrix is factored once)."""
 
     shear_modulus: float = 3.0e4
     muscle_stiffness_ratio: float = 20.0
@@ -64,6 +71,8 @@ class Material:
     damping: float = 5.0
     contact_margin_cm: float = 2.0e-3
     sliding_stiffness: float = 0.0
+    passive_muscle_ratio: float | None = None
+    refactor_activation_change: float = 0.1
 
 
 @dataclass
@@ -167,6 +176,7 @@ class _Frame:
     spring_key: tuple = ()
     springs: tuple = ()
     factor: object = None
+    system: sp.spmatrix | None = None  # the frame's matrix when the factor is of another
 
 
 class _Anderson:
@@ -197,6 +207,72 @@ class _Anderson:
             return None
         theta, *_ = np.linalg.lstsq(np.stack(self._df, axis=1), f, rcond=None)
         return (g_flat - np.stack(self._dg, axis=1) @ theta).reshape(g.shape)
+
+
+CG_TOLERANCE = 1e-9  # relative residual of a preconditioned global solve
+CG_MAX_ITERATIONS = 200
+
+
+def _preconditioned_cg(matrix, rhs, start, precondition) -> np.ndarray:
+    """Solve ``matrix`` x = ``rhs`` (n, 3), each column by conjugate gradients from
+    ``start`` with ``precondition`` (a factor's solve) as the preconditioner."""
+    x = np.array(start, dtype=np.float64)
+    residual = rhs - matrix @ x
+    target = CG_TOLERANCE * np.maximum(np.linalg.norm(rhs, axis=0), 1e-300)
+    z = precondition(residual)
+    direction = z.copy()
+    rz = np.einsum("ij,ij->j", residual, z)
+    for _ in range(CG_MAX_ITERATIONS):
+        if (np.linalg.norm(residual, axis=0) <= target).all():
+            break
+        product = matrix @ direction
+        curvature = np.einsum("ij,ij->j", direction, product)
+        alpha = np.divide(rz, curvature, out=np.zeros_like(rz), where=curvature > 0)
+        x += alpha * direction
+        residual -= alpha * product
+        z = precondition(residual)
+        rz_next = np.einsum("ij,ij->j", residual, z)
+        beta = np.divide(rz_next, rz, out=np.zeros_like(rz), where=rz > 0)
+        direction = z + beta * direction
+        rz = rz_next
+    return x
+
+
+class _ActiveStiffness:
+    """The activation-dependent part of the global matrix, Σ_e s_e · 2GᵀG over the muscle
+    elements, assembled for element scales s (m,) straight into the free/free and
+    free/prescribed sparsity patterns of the full matrix (no per-frame sparse algebra
+    beyond one bincount)."""
+
+    def __init__(self, full: sp.csr_matrix, unit_blocks, tets, free, prescribed, coverage):
+        full = full.tocsr()
+        full.sum_duplicates()
+        full.sort_indices()
+        n = full.shape[0]
+        self.elements = np.flatnonzero(coverage > 0)
+        corners = tets[self.elements].astype(np.int64)
+        rows = np.repeat(corners, 4, axis=1).ravel()
+        cols = np.tile(corners, (1, 4)).ravel()
+        self.values = unit_blocks[self.elements].reshape(len(self.elements), 16)
+        row_of = np.repeat(np.arange(n, dtype=np.int64), np.diff(full.indptr))
+        self.position = np.searchsorted(row_of * n + full.indices, rows * n + cols)
+        self.nnz = full.nnz
+        index = sp.csr_matrix(
+            (np.arange(1, full.nnz + 1, dtype=np.float64), full.indices, full.indptr), full.shape
+        )
+        self._parts = []
+        for block in (index[free][:, free].tocsr(), index[free][:, prescribed].tocsr()):
+            self._parts.append(
+                (block.indices, block.indptr, block.data.astype(np.int64) - 1, block.shape)
+            )
+
+    def matrices(self, scale: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """(free/free, free/prescribed) of Σ_e scale_e · 2GᵀG."""
+        data = np.bincount(self.position, (self.values * scale[:, None]).ravel(), self.nnz)
+        return tuple(
+            sp.csr_matrix((data[source], indices, indptr), shape)
+            for indices, indptr, source, shape in self._parts
+        )
 
 
 class Simulator:
@@ -313,9 +389,12 @@ class Simulator:
         self._entry_weight = muscles.weight[keep].astype(np.float32)
         self._entry_fibre = muscles.fibre[keep].astype(np.float32)
         weight = np.minimum(np.bincount(self._entry_element, self._entry_weight, len(tets)), 1.0)
-        shear = material.shear_modulus * (1.0 + (material.muscle_stiffness_ratio - 1.0) * weight)
+        self.muscle_coverage = weight  # (E,) the muscle-covered fraction of each element
+        ratio = material.passive_muscle_ratio or material.muscle_stiffness_ratio
+        shear = material.shear_modulus * (1.0 + (ratio - 1.0) * weight)
         shape_weights = self.rest_volumes * shear
         volume_weights = self.rest_volumes * shear * material.volume_stiffness_ratio
+        self._passive_weights = (shape_weights.copy(), volume_weights.copy())
         edge_list = unique_edges(self.mesh.tets)
         self.mean_edge_cm = float(
             np.linalg.norm(rest[edge_list[:, 1]] - rest[edge_list[:, 0]], axis=1).mean()
@@ -338,6 +417,12 @@ class Simulator:
         free = self.free_nodes
         self._stiffness_ff = stiffness[free][:, free].tocsc()
         self._stiffness_fd = stiffness[free][:, self.prescribed_nodes].tocsr()
+        self._active = None
+        if self.material.passive_muscle_ratio is not None:
+            unit_blocks = 2.0 * np.einsum("eid,ejd->eij", gradients, gradients)
+            self._active = _ActiveStiffness(
+                stiffness, unit_blocks, tets, free, self.prescribed_nodes, self.muscle_coverage
+            )
         self._inertia = np.zeros(len(free))
         if self.dynamics:
             h = self.time_step
@@ -346,10 +431,15 @@ class Simulator:
             diagonal = np.zeros(len(free))
             diagonal[self._sliding_slots] = self.material.sliding_stiffness
             self._stiffness_ff = (self._stiffness_ff + sp.diags(diagonal)).tocsc()
+        # the part of the free/free matrix no control changes
+        self._constant_ff = self._stiffness_ff + sp.diags(self._inertia)
         clock = time.perf_counter()
-        self.factors = FactorCache(self._stiffness_ff + sp.diags(self._inertia), self.backend)
+        self.factors = FactorCache(self._constant_ff, self.backend)
         self.backend = self.factors.backend
         self.factor_seconds = time.perf_counter() - clock
+        self._factored_activations = np.zeros(len(self.rig.muscle_names))
+        self._earlier_factorizations = 0
+        self._factored_now = True
 
     def _allocate(self, tets, rest_inverse, shape_weights, volume_weights):
         """Every device array, once."""
@@ -422,7 +512,7 @@ class Simulator:
     @property
     def factorizations(self) -> int:
         """Factorisations made so far (the base matrix and each new set of springs)."""
-        return self.factors.factorizations
+        return self._earlier_factorizations + self.factors.factorizations
 
     # --- penalty terms -----------------------------------------------------------------------
 
@@ -570,6 +660,9 @@ class Simulator:
         positions[self.jaw_nodes] = rest[self.jaw_nodes] @ jaw[:3, :3].T + jaw[:3, 3]
 
         frame.rhs[:] = -(self._stiffness_fd @ positions[self.prescribed_nodes])
+        active_ff = None
+        if self._active is not None:
+            active_ff = self._stiffen(frame, positions)
         if self.dynamics:
             frame.rhs += self._inertia[:, None] * frame.inertial_target
         if controls.gravity is not None:
@@ -584,8 +677,54 @@ class Simulator:
                 spring_matrix = self._penalty_matrix(*frame.springs[:3])
             self._penalty_rhs(*frame.springs, positions, frame.rhs)
         frame.factor = self.factors.get(frame.spring_key, spring_matrix)
+        frame.system = None
+        if active_ff is not None and not self._factored_now:
+            frame.system = self._constant_ff + active_ff
+            if frame.springs:
+                frame.system = frame.system + self._penalty_matrix(*frame.springs[:3])
         self.contacts.begin_frame(controls.colliders)
         return frame
+
+    def _stiffen(self, frame: _Frame, positions: np.ndarray):
+        """Activation-dependent stiffness for this frame's activations: the element weights
+        of the local step, the prescribed nodes' RHS term and the free/free part of the
+        matrix (returned); factors it again when an activation moved more than the
+        material's ``refactor_activation_change`` since the factor in use."""
+        material, active = self.material, self._active
+        activations = self._activations.astype(np.float64)
+        drive = np.bincount(
+            self._entry_element,
+            self._entry_weight * activations[self._entry_muscle],
+            self.element_count,
+        )
+        extra = (
+            material.shear_modulus
+            * (material.muscle_stiffness_ratio - material.passive_muscle_ratio)
+            * np.minimum(self.muscle_coverage, drive)
+            * self.rest_volumes
+        )
+        shape, volume = self._passive_weights
+        self.shape_weights.assign((shape + extra).astype(np.float32))
+        self.volume_weights.assign(
+            (volume + extra * material.volume_stiffness_ratio).astype(np.float32)
+        )
+        scale = (extra * (1.0 + material.volume_stiffness_ratio))[active.elements]
+        active_ff, active_fd = active.matrices(scale)
+        frame.rhs -= active_fd @ positions[self.prescribed_nodes]
+        change = np.abs(activations - self._factored_activations).max(initial=0.0)
+        self._factored_now = change <= 0.0 or change > material.refactor_activation_change
+        if self._factored_now and change > 0.0:
+            self._earlier_factorizations += self.factors.factorizations
+            self.factors = FactorCache(self._constant_ff + active_ff, self.backend)
+            self._factored_activations = activations
+        return active_ff
+
+    def _global_solve(self, frame: _Frame, rhs: np.ndarray, start: np.ndarray) -> np.ndarray:
+        """The global step's solution (n, 3): the factor's, or conjugate gradients on the
+        frame's matrix preconditioned by it (from ``start``, the current iterate)."""
+        if frame.system is None:
+            return frame.factor.solve(rhs)
+        return _preconditioned_cg(frame.system, rhs, start, frame.factor.solve)
 
     def _extra_energy(self, frame: _Frame, positions: np.ndarray) -> float:
         """Inertia, gravity and spring energy (erg) at ``positions`` (N, 3)."""
@@ -668,7 +807,7 @@ class Simulator:
             energies.append(energy)
             clock = time.perf_counter()
             plain = next(b for b in self._iterates if b is not x and b is not fallback)
-            np.copyto(plain, frame.factor.solve(rhs))
+            np.copyto(plain, self._global_solve(frame, rhs, x))
             seconds["solve"] += time.perf_counter() - clock
             if self.contacts.active:
                 clock = time.perf_counter()
