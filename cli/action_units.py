@@ -30,14 +30,14 @@ def main(argv: list[str]) -> int:
         "--data", type=data_argument, help="data folder (default: PHYSFACE_DATA or ../shared/data)"
     )
     parser.add_argument(
-        "--sliding-stiffness", type=float, default=0.0,
-        help="dyn/cm: let the forehead's bone nodes glide along the bone (sim/sliding.py); "
-        "0 (default): the rig as it plays",
+        "--sliding-stiffness", type=float, default=Material.sliding_stiffness,
+        help="dyn/cm holding the forehead's gliding bone nodes to the bone (sim/sliding.py); "
+        "0: every bone node fixed (default %(default)g)",
     )  # fmt: skip
     parser.add_argument(
-        "--passive-muscle-ratio", type=float, default=None,
+        "--passive-muscle-ratio", type=float, default=Material.passive_muscle_ratio,
         help="a relaxed muscle this many times stiffer than flesh, stiffening with its "
-        "activation to --muscle-stiffness-ratio (default: muscles at that ratio always)",
+        "activation to --muscle-stiffness-ratio; 0: always at that ratio (default %(default)g)",
     )  # fmt: skip
     parser.add_argument(
         "--muscle-stiffness-ratio", type=float, default=Material.muscle_stiffness_ratio,
@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
 
         material = Material(
             sliding_stiffness=args.sliding_stiffness,
-            passive_muscle_ratio=args.passive_muscle_ratio,
+            passive_muscle_ratio=args.passive_muscle_ratio or None,
             muscle_stiffness_ratio=args.muscle_stiffness_ratio,
         )
         out = output_folder(args.out)

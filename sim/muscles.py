@@ -41,7 +41,7 @@ _REQUIRED_KEYS = (
     "action_units",
     "description",
 )
-_OPTIONAL_KEYS = ("width", "mirror")
+_OPTIONAL_KEYS = ("width", "mirror", "origin_on_bone")
 _NAME = re.compile(r"[a-z][a-z0-9_]*?(_[LR])?")
 _ACTION_UNIT = re.compile(r"AU\d{1,2}")
 
@@ -66,6 +66,7 @@ class MuscleDefinition:
     group: str
     action_units: tuple[str, ...]
     description: str
+    origin_on_bone: bool = False
 
     @property
     def side(self) -> str:
@@ -217,6 +218,11 @@ def _parse_muscle(
     mirror = table.get("mirror", False)
     if not isinstance(mirror, bool):
         raise fail("mirror must be true or false")
+    on_bone = table.get("origin_on_bone", False)
+    if not isinstance(on_bone, bool):
+        raise fail("origin_on_bone must be true or false")
+    if on_bone and kind != "linear":
+        raise fail("origin_on_bone is for linear muscles (a ring has no origin)")
     if mirror and not name.endswith("_L"):
         raise fail("mirror = true is for left muscles (name ending in _L) only")
     definition = MuscleDefinition(
@@ -230,6 +236,7 @@ def _parse_muscle(
         group=table["group"],
         action_units=tuple(units),
         description=table["description"].strip(),
+        origin_on_bone=on_bone,
     )
     return definition, mirror
 

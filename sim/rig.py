@@ -134,6 +134,36 @@ _SAMPLES = np.array(
 )
 
 
+ORIGIN_RADIUS_CM = 0.6  # the patch of bone a muscle's origin holds
+
+
+def attach_muscle_origins(definitions, model: FaceModel, mesh: SimMesh, anatomy) -> SimMesh:
+    """The mesh with the free nodes within ``ORIGIN_RADIUS_CM`` of each bone-fixed muscle
+    origin (``origin_on_bone`` in muscles.toml; the nearest free node when none is that
+    close) labelled with that bone, skull or jaw: they move with it."""
+    from dataclasses import replace
+
+    from .muscles import muscle_paths
+    from .simmesh import FREE, JAW, SKULL
+
+    labels = mesh.node_labels.copy()
+    for definition, path in zip(definitions, muscle_paths(definitions, model), strict=True):
+        if not definition.origin_on_bone:
+            continue
+        origin = path[0].astype(np.float64)
+        bone, other = (JAW, SKULL) if anatomy.in_jaw_region(origin[None])[0] else (SKULL, JAW)
+        # never a node sharing an element with the other bone: no element driven by both
+        beside_other = np.zeros(len(labels), dtype=bool)
+        beside_other[mesh.tets[(labels[mesh.tets] == other).any(axis=1)].ravel()] = True
+        free = np.flatnonzero((labels == FREE) & ~beside_other)
+        distance = np.linalg.norm(mesh.rest_positions[free] - origin, axis=1)
+        near = free[distance <= ORIGIN_RADIUS_CM]
+        if not len(near):
+            near = free[[int(np.argmin(distance))]]
+        labels[near] = bone
+    return replace(mesh, node_labels=labels)
+
+
 def _mesh_muscles(definitions, model: FaceModel, mesh: SimMesh, samples: int = 11) -> MeshMuscles:
     """Muscle weights (covered fraction) and fibres of every element of a mesh."""
     from .muscles import muscle_fields, muscle_paths
@@ -210,6 +240,7 @@ def build_rig(preset: str | RigPreset, model: FaceModel | None = None, progress=
     lap("face model, tissue, anatomy")
     report("LR lattice")
     lr = build_lattice(model, surface, anatomy, preset.lr_spacing_cm)
+    lr = attach_muscle_origins(definitions, model, lr, anatomy)
     lap("LR lattice")
     report("LR muscles")
     lr_muscles = _mesh_muscles(definitions, model, lr)
@@ -243,6 +274,7 @@ def build_rig(preset: str | RigPreset, model: FaceModel | None = None, progress=
 
         report("HR mesh")
         rig.hr = build_hr_mesh(model, surface, anatomy, lr.element_count, ratio=preset.hr_ratio)
+        rig.hr = attach_muscle_origins(definitions, model, rig.hr, anatomy)
         lap("HR mesh")
         report("HR muscles")
         rig.hr_muscles = _mesh_muscles(definitions, model, rig.hr, samples=5)

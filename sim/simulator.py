@@ -65,13 +65,13 @@ class Material:
     matrix is factored once)."""
 
     shear_modulus: float = 3.0e4
-    muscle_stiffness_ratio: float = 20.0
+    muscle_stiffness_ratio: float = 40.0
     volume_stiffness_ratio: float = 10.0
     density: float = 1.06
     damping: float = 5.0
     contact_margin_cm: float = 2.0e-3
-    sliding_stiffness: float = 0.0
-    passive_muscle_ratio: float | None = None
+    sliding_stiffness: float = 1.0e7
+    passive_muscle_ratio: float | None = 2.0
     refactor_activation_change: float = 0.1
 
 
