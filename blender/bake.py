@@ -64,8 +64,7 @@ class BakeRun:
         frame = self.frames[self.index]
         self.scene.frame_set(frame)
         played = live.play_frame(self.head, frame, data_folder_setting(bpy.context))
-        runtime = live.runtime_for(self.head)
-        self.skin, self.model = runtime.skin, runtime.model
+        self.skin, _, self.model = live.skin_of(self.head)
         for name, positions in live.positions_by_object(self.head, played.positions).items():
             self.baked[name][self.index] = positions
         self.index += 1

@@ -142,6 +142,12 @@ def runtime_for(obj, data_folder=None) -> HeadRuntime:
     return runtime
 
 
+def skin_of(obj) -> tuple[str, str, str]:
+    """(skin, note, model) of the skin the head's last played frame used (its runtime's)."""
+    runtime = _runtimes.get(obj.session_uid)
+    return ("", "", "") if runtime is None else (runtime.skin, runtime.skin_note, runtime.model)
+
+
 def forget_head(obj) -> None:
     """Drop the head's player (its rig or settings changed; the next frame rebuilds it)."""
     _runtimes.pop(obj.session_uid, None)
@@ -214,8 +220,7 @@ def update_head(obj, frame: int) -> None:
         timings = dict(played.timings, write_ms=1000 * (time.perf_counter() - clock))
         for name in ("simulation_ms", "skin_ms", "write_ms", "iterations", "residual"):
             setattr(props, name, timings[name])
-        runtime = _runtimes[obj.session_uid]
-        props.skin_in_use, props.skin_note = runtime.skin, runtime.skin_note
+        props.skin_in_use, props.skin_note, _ = skin_of(obj)
         props.last_warning = "; ".join(played.warnings)
         props.last_error = ""
     except Exception as error:  # one head's failure must not stop the others
