@@ -16,7 +16,8 @@ from ..sim.eyelids import EyelidLayer
 from . import live
 from .expression import apply_expression, keyframe_controls
 
-# (frame, expression, extra jaw opening in degrees for speech-like motion): ~2 s at 24 fps.
+# (frame, expression, extra jaw opening in degrees for speech-like motion): ~2.3 s at 24
+# fps, ending on a blink (closed at frame 53, three frames down and three up: 125 ms).
 PERFORMANCE = (
     (1, "neutral", 0.0),
     (10, "smile", 0.0),
@@ -25,7 +26,10 @@ PERFORMANCE = (
     (34, "anger", 0.0),
     (42, "pain", 2.0),
     (50, "neutral", 0.0),
+    (53, "blink", 0.0),
+    (56, "neutral", 0.0),
 )
+BLINK_FRAMES = (50, 51, 52, 53, 54, 55)
 
 
 def new_demo_scene(rig_preset: str = "default"):
