@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_simulator import machine, write_results  # noqa: E402
 
-STAGES = ("simulation_ms", "skin_ms", "write_ms")
+STAGES = ("simulation_ms", "skin_ms", "eyelids_ms", "write_ms")
 SKINS = {"COARSE": "coarse (embedded)", "FINE": "fine (network)"}
 
 

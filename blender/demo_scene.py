@@ -12,10 +12,12 @@ import math
 import bpy
 import numpy as np
 
+from ..sim.eyelids import EyelidLayer
 from . import live
 from .expression import apply_expression, keyframe_controls
 
-# (frame, expression, extra jaw opening in degrees for speech-like motion): ~2 s at 24 fps.
+# (frame, expression, extra jaw opening in degrees for speech-like motion): ~2.3 s at 24
+# fps, ending on a blink (closed at frame 53, three frames down and three up: 125 ms).
 PERFORMANCE = (
     (1, "neutral", 0.0),
     (10, "smile", 0.0),
@@ -24,7 +26,10 @@ PERFORMANCE = (
     (34, "anger", 0.0),
     (42, "pain", 2.0),
     (50, "neutral", 0.0),
+    (53, "blink", 0.0),
+    (56, "neutral", 0.0),
 )
+BLINK_FRAMES = (50, 51, 52, 53, 54, 55)
 
 
 def new_demo_scene(rig_preset: str = "default"):
@@ -85,7 +90,8 @@ def _add_camera_and_lights(scene) -> None:
 
 def coarse_and_fine(head, frames: range) -> tuple[np.ndarray, np.ndarray, list]:
     """Replay the head's animation over ``frames`` (from rest at the first, as a bake does)
-    with its fine skin; returns the coarse (embedded) and fine (network) skins of the same
+    with its fine skin; returns the coarse (embedded) and fine (network) skins, each with
+    its eyelid layer, of the same
     coarse frames, each (F, V, 3) float32 cm of every ICT vertex, and the controls per
     frame. Raises RuntimeError when the head's fine skin is not playing (its note says why)."""
     scene = bpy.context.scene
@@ -95,6 +101,7 @@ def coarse_and_fine(head, frames: range) -> tuple[np.ndarray, np.ndarray, list]:
     if player.skin_stage is player.embedded_stage:
         raise RuntimeError(f"{head.name} has no fine skin: {runtime.skin_note or 'coarse chosen'}")
     coarse, fine, controls = [], [], []
+    coarse_lids = EyelidLayer(player.rig) if player.rig.lids is not None else None
     player.reset()
     with live.suspended(head):
         for frame in frames:
@@ -103,11 +110,12 @@ def coarse_and_fine(head, frames: range) -> tuple[np.ndarray, np.ndarray, list]:
             played = player.play(frame, controls[-1])
             fine.append(played.positions.copy())
             result = played.result
-            coarse.append(
-                player.embedded_stage(
-                    result.volume_positions, result.head_transform, result.jaw_transform
-                ).copy()
-            )
+            skin = player.embedded_stage(
+                result.volume_positions, result.head_transform, result.jaw_transform
+            ).copy()
+            if coarse_lids is not None:
+                skin = coarse_lids(skin, result.head_transform, played.activations)
+            coarse.append(skin)
     player.reset()
     scene.frame_set(shown)
     return np.stack(coarse), np.stack(fine), controls

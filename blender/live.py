@@ -218,7 +218,14 @@ def update_head(obj, frame: int) -> None:
         clock = time.perf_counter()
         write_positions(obj, played.positions)
         timings = dict(played.timings, write_ms=1000 * (time.perf_counter() - clock))
-        for name in ("simulation_ms", "skin_ms", "write_ms", "iterations", "residual"):
+        for name in (
+            "simulation_ms",
+            "skin_ms",
+            "eyelids_ms",
+            "write_ms",
+            "iterations",
+            "residual",
+        ):
             setattr(props, name, timings[name])
         props.skin_in_use, props.skin_note, _ = skin_of(obj)
         props.last_warning = "; ".join(played.warnings)

@@ -212,6 +212,7 @@ class PHYSFACE_PG_head(bpy.types.PropertyGroup):
     )
     simulation_ms: bpy.props.FloatProperty(name="Simulation", default=0.0, options={"SKIP_SAVE"})
     skin_ms: bpy.props.FloatProperty(name="Skin", default=0.0, options={"SKIP_SAVE"})
+    eyelids_ms: bpy.props.FloatProperty(name="Eyelids", default=0.0, options={"SKIP_SAVE"})
     write_ms: bpy.props.FloatProperty(name="Write", default=0.0, options={"SKIP_SAVE"})
     iterations: bpy.props.IntProperty(name="Iterations", default=0, options={"SKIP_SAVE"})
     residual: bpy.props.FloatProperty(name="Residual", default=0.0, options={"SKIP_SAVE"})

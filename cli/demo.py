@@ -2,7 +2,8 @@
 two-second performance from the expression presets with jaw motion, bakes it with the fine
 skin (the shipped network model; the coarse skin where no model fits the rig), saves
 ``out/demo/demo.blend``, renders a few frames (Cycles on the CPU) and a contact sheet, then
-compares the coarse and the fine skin on the same coarse frames: close-ups of the mouth and
+compares the coarse and the fine skin on the same coarse frames: the blink that ends the
+performance frame by frame (``blink.png``), close-ups of the mouth and
 the eyes (coarse | fine) at the widest mouth opening and at the strongest lid closure
 (``close_ups.png``), and the skin edges stretched beyond 3x their rest length at the
 mouth-open frames (``skins.json``)."""
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from . import make_parser, run_reporting_errors
 
-DEMO_FRAMES = (1, 10, 18, 26, 34, 42)
+DEMO_FRAMES = (1, 10, 18, 26, 34, 42, 53)
 STRETCH_FACTOR = 3.0
 CLOSE_UP_PIXELS = 400
 # Drawn with the skin in the close-ups (sRGB): the eyes and teeth that show in the openings.
@@ -33,7 +34,7 @@ def compare_skins(head, out: Path, samples: int, say=print) -> dict:
     import numpy as np
 
     from ..blender import live
-    from ..blender.demo_scene import PERFORMANCE, coarse_and_fine
+    from ..blender.demo_scene import BLINK_FRAMES, PERFORMANCE, coarse_and_fine
     from ..blender.snapshot import SnapshotMesh, contact_sheet, render_views
     from ..nets.evaluate import close_up_regions, mouth_open_frames
     from ..sim.face_model import REGIONS, load_face_model
@@ -49,7 +50,7 @@ def compare_skins(head, out: Path, samples: int, say=print) -> dict:
     edges = triangle_edges(face.triangles(skin))
     jaw = np.array([c.jaw.opening_deg for c in controls])
     lids = np.array(
-        [sum(v for k, v in c.activations.items() if k.startswith("orbicularis_oculi"))
+        [sum(v for k, v in c.activations.items() if k.startswith("orbicularis_oculi_palpebral"))
          for c in controls]
     )  # fmt: skip
     opened, rule = mouth_open_frames(np.arange(len(frames)), fine[:, skin], ict_rest[skin], jaw)
@@ -87,6 +88,14 @@ def compare_skins(head, out: Path, samples: int, say=print) -> dict:
                                       (CLOSE_UP_PIXELS, CLOSE_UP_PIXELS), samples)  # fmt: skip
                 labels.append(f"f{frames[index]} {why}, {region}: {label}")
     sheet = contact_sheet(paths, out / "close_ups.png", 2, labels)
+    paths, labels = [], []  # the blink, frame by frame: coarse above, fine below
+    for label, skins in (("coarse", coarse), ("fine", fine)):
+        for frame in BLINK_FRAMES:
+            mesh = SnapshotMesh(skins[frames.index(frame)], regions["eyes"], vertex_colors=colours)
+            paths += render_views([mesh], work, f"blink{frame:03d}_{label}", ("front",),
+                                  (CLOSE_UP_PIXELS, CLOSE_UP_PIXELS), samples)  # fmt: skip
+            labels.append(f"f{frame} blink: {label}")
+    blink_sheet = contact_sheet(paths, out / "blink.png", len(BLINK_FRAMES), labels)
     report = {
         "stretch_factor": STRETCH_FACTOR,
         "edges": int(len(edges)),
@@ -99,6 +108,7 @@ def compare_skins(head, out: Path, samples: int, say=print) -> dict:
     }
     (out / "skins.json").write_text(json.dumps(report, indent=2))
     say(f"  close-ups (coarse | fine): {sheet}")
+    say(f"  blink (coarse above, fine below): {blink_sheet}")
     return report
 
 

@@ -57,6 +57,7 @@ class VIEW3D_PT_physface(bpy.types.Panel):
         col = layout.column(align=True)
         col.label(text=f"Simulation {props.simulation_ms:.1f} ms · {props.iterations} it")
         col.label(text=f"Skin {props.skin_in_use} {props.skin_ms:.1f} ms")
+        col.label(text=f"Eyelids {props.eyelids_ms:.1f} ms")
         col.label(text=f"Write {props.write_ms:.1f} ms")
 
 

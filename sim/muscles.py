@@ -23,7 +23,9 @@ from .errors import DataError
 from .face_model import REGIONS, VERTEX_COUNT, FaceModel
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "data" / "muscles.toml"
-KINDS = ("linear", "ring")
+KINDS = ("linear", "ring", "lid")
+LIDS = ("upper", "lower")
+LID_ACTIONS = ("close", "raise")
 GROUPS = ("forehead", "brows", "eyes", "nose", "cheeks", "mouth", "chin", "neck")
 SKIN_REGIONS = ("face", "head_neck")
 SAMPLE_SPACING_CM = 0.1
@@ -41,7 +43,7 @@ _REQUIRED_KEYS = (
     "action_units",
     "description",
 )
-_OPTIONAL_KEYS = ("width", "mirror", "origin_on_bone")
+_OPTIONAL_KEYS = ("width", "mirror", "origin_on_bone", "lids", "action")
 _NAME = re.compile(r"[a-z][a-z0-9_]*?(_[LR])?")
 _ACTION_UNIT = re.compile(r"AU\d{1,2}")
 
@@ -54,6 +56,10 @@ class MuscleDefinition:
     loop (ring); depths: cm below the skin, one per anchor; thickness (along the skin
     normal) and width (across the fibres, along the skin) of the cross-section, cm;
     max_contraction: fibre shortening at full activation, a fraction in (0, 1).
+    A "lid" muscle acts in the eyelid layer (``sim.eyelids``), not in the volume: anchors
+    are the eye's medial and lateral canthus, ``lids`` the lids whose tarsal plates it
+    moves, ``action`` "close" (toward the closing line) or "raise" (the upper lid up), and
+    max_contraction the fraction of the lid's closing travel at full activation, in (0, 1].
     """
 
     name: str
@@ -67,6 +73,8 @@ class MuscleDefinition:
     action_units: tuple[str, ...]
     description: str
     origin_on_bone: bool = False
+    lids: tuple[str, ...] = ()
+    action: str = ""
 
     @property
     def side(self) -> str:
@@ -185,6 +193,18 @@ def _parse_muscle(
     least = 3 if kind == "ring" else 2
     if len(anchors) < least:
         raise fail(f"{len(anchors)} anchor(s); a {kind} muscle needs at least {least}")
+    if kind == "lid" and len(anchors) != 2:
+        raise fail(f"{len(anchors)} anchors; a lid muscle names the two canthi, medial first")
+    lids, action = table.get("lids", []), table.get("action", "")
+    if kind == "lid":
+        if not name.endswith(("_L", "_R")):
+            raise fail("a lid muscle belongs to one eye: end its name in _L or _R")
+        if not lids or not isinstance(lids, list) or not set(lids) <= set(LIDS):
+            raise fail(f"lids is {lids!r}; give a list of {', '.join(LIDS)}")
+        if action not in LID_ACTIONS:
+            raise fail(f"action is {action!r}; use one of {', '.join(LID_ACTIONS)}")
+    elif lids or action:
+        raise fail('lids and action are for lid muscles (kind = "lid") only')
     for anchor in anchors:
         if not 0 <= anchor < vertex_count:
             raise fail(f"anchor vertex {anchor} is out of range (0 to {vertex_count - 1})")
@@ -204,7 +224,8 @@ def _parse_muscle(
         if not _is_number(value) or value <= 0:
             raise fail(f"{key} is {value!r}; it must be a positive number of cm")
     contraction = table["max_contraction"]
-    if not _is_number(contraction) or not 0 < contraction < 1:
+    most = 1.0 if kind == "lid" else 1.0 - 1e-9  # a lid muscle may take the lid all the way
+    if not _is_number(contraction) or not 0 < contraction <= most:
         raise fail(f"max_contraction is {contraction!r}; it must lie between 0 and 1")
     if table["group"] not in GROUPS:
         raise fail(f"group is {table['group']!r}; use one of {', '.join(GROUPS)}")
@@ -237,6 +258,8 @@ def _parse_muscle(
         action_units=tuple(units),
         description=table["description"].strip(),
         origin_on_bone=on_bone,
+        lids=tuple(lids),
+        action=action,
     )
     return definition, mirror
 
@@ -412,7 +435,7 @@ def muscle_fields(
 
     Returns weights (M, N) float32 in [0, 1] and fibre_directions (M, N, 3) float32 unit
     vectors (where the weight is 0: the tangent near the closest centreline point, found
-    per CELL_CM cell).
+    per CELL_CM cell). Lid muscles have weight 0 everywhere.
     Points near a muscle are processed in chunks of CHUNK_POINTS; memory is the outputs,
     16 bytes per point and muscle, plus ~30 bytes per point and chunk-sized temporaries.
     """
@@ -436,6 +459,9 @@ def muscle_fields(
     del grid
     centres = corner + (np.stack(np.unravel_index(cells, shape), axis=1) + 0.5) * CELL_CM
     for m, definition in enumerate(definitions):
+        if definition.kind == "lid":  # acts in the eyelid layer: no volume field
+            directions[m] = (1.0, 0.0, 0.0)
+            continue
         line = _centreline(definition, face_model.neutral, normals)
         samples = line.points[:-1] if line.closed else line.points
         sparse = np.arange(0, len(samples), max(int(round(CELL_CM / SAMPLE_SPACING_CM)), 1))

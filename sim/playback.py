@@ -2,7 +2,8 @@
 
 One pure pipeline (no bpy) for the live handler, the bake, the batch render, the
 benchmarks and the tests (DESIGN.md, "Layout"): validate the controls once, step the
-LR simulator warm-started by the frame rule, run the skin stage. The Blender side only
+LR simulator warm-started by the frame rule, run the skin stage, then the eyelid layer
+(``sim.eyelids``: the lids on top of whichever skin stage ran). The Blender side only
 converts properties to ``Controls`` and writes the positions it gets back.
 """
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .controls import Controls, validate_controls
+from .eyelids import EyelidLayer
 from .rig import Rig
 from .skin_stage import EmbeddedSkinStage, SkinStage
 from .tolerances import PLAYBACK_TOLERANCE
@@ -23,13 +25,15 @@ from .tolerances import PLAYBACK_TOLERANCE
 class PlayedFrame:
     """One frame of a head: ``positions`` (V, 3) float32 cm of every ICT vertex (the skin
     stage's buffer: copy to keep), the simulator's ``result`` (StepResult), the controls'
-    ``warnings`` (clamped values, ignored springs) and ``timings`` in ms per stage."""
+    ``warnings`` (clamped values, ignored springs), ``timings`` in ms per stage and the
+    validated ``activations`` (M,) float32 in the rig's muscle order."""
 
     frame: int
     positions: np.ndarray
     result: object
     warnings: list[str]
     timings: dict[str, float] = field(default_factory=dict)
+    activations: np.ndarray | None = None
 
 
 class HeadPlayer:
@@ -70,18 +74,22 @@ class HeadPlayer:
         )
         self.embedded_stage = EmbeddedSkinStage(rig)
         self.skin_stage = skin_stage if skin_stage is not None else self.embedded_stage
+        self.eyelids = EyelidLayer(rig) if rig.lids is not None else None
+        self._muscle_index = {name: i for i, name in enumerate(rig.muscle_names)}
         self.last_frame: int | None = None
 
     def reset(self) -> None:
         """Forget the shown frame: the next one starts from rest."""
         self.simulator.reset()
+        if self.eyelids is not None:
+            self.eyelids.reset()
         self.last_frame = None
 
     def play(self, frame: int, controls: Controls) -> PlayedFrame:
         """Simulate and skin ``frame`` under ``controls`` (validated here, once)."""
         controls, warnings = validate_controls(controls, self.rig.muscle_names)
         if self.last_frame is None or frame not in (self.last_frame, self.last_frame + 1):
-            self.simulator.reset()
+            self.reset()
         clock = time.perf_counter()
         result = self.simulator.advance(controls, warnings)
         simulated = time.perf_counter()
@@ -89,14 +97,26 @@ class HeadPlayer:
             result.volume_positions, result.head_transform, result.jaw_transform
         )
         skinned = time.perf_counter()
+        activations = self._activation_vector(controls.activations)
+        if self.eyelids is not None:
+            positions = self.eyelids(positions, result.head_transform, activations)
+        lidded = time.perf_counter()
         self.last_frame = frame
         timings = {
             "simulation_ms": 1000.0 * (simulated - clock),
             "skin_ms": 1000.0 * (skinned - simulated),
+            "eyelids_ms": 1000.0 * (lidded - skinned),
             "iterations": result.iterations,
             "residual": result.residual,
         }
-        return PlayedFrame(frame, positions, result, result.warnings, timings)
+        return PlayedFrame(frame, positions, result, result.warnings, timings, activations)
+
+    def _activation_vector(self, activations: dict[str, float]) -> np.ndarray:
+        """The validated activations as a (M,) float32 vector in the rig's muscle order."""
+        vector = np.zeros(len(self._muscle_index), dtype=np.float32)
+        for name, value in activations.items():
+            vector[self._muscle_index[name]] = value
+        return vector
 
     def play_range(self, frames, controls_at, cancelled=None):
         """Yield a PlayedFrame for each frame of ``frames`` (ascending) with the controls

@@ -26,14 +26,15 @@ from .cache import (
     write_arrays,
 )
 from .errors import DataError
+from .eyelids import LidRig, build_lid_rig
 from .face_model import REGIONS, FaceModel, load_face_model
 from .lattice import ClipRegion, LipZone, build_lattice, skin_lip_sides
 from .simmesh import JAW, LIP_LOWER, LIP_NONE, LIP_UPPER, SKULL, SimMesh
 from .tetmesh import embed_points
 from .tissue import TISSUE_REGIONS, build_tissue_surface
 
-_SOURCES = ("anatomy", "face_model", "hr_mesh", "inside", "lattice", "muscles", "neighbours",
-            "rig", "simmesh", "tetmesh", "tissue")  # fmt: skip
+_SOURCES = ("anatomy", "eyelids", "face_model", "hr_mesh", "inside", "lattice", "muscles",
+            "neighbours", "rig", "simmesh", "tetmesh", "tissue")  # fmt: skip
 EMBEDDED_REGIONS = (*TISSUE_REGIONS, "lacrimal_left", "lacrimal_right", "eye_blend_left",
                     "eye_blend_right", "eye_occlusion_left", "eye_occlusion_right",
                     "eyelashes_left", "eyelashes_right")  # fmt: skip
@@ -99,6 +100,7 @@ class Rig:
     ict_rest_positions: np.ndarray  # (V, 3) float32 cm: every ICT vertex at rest
     max_contractions: np.ndarray  # (M,) float32 per muscle_names: c of λ(a) = 1 − c·a
     lip_zone: LipZone  # where the lips are cut apart (HR lip contact surfaces)
+    lids: LidRig | None = None  # the eyelid membranes (sim.eyelids), on every skin stage
     hr: SimMesh | None = None
     hr_muscles: MeshMuscles | None = None
     hr_skin: Embedding | None = None
@@ -183,6 +185,8 @@ def _mesh_muscles(definitions, model: FaceModel, mesh: SimMesh, samples: int = 1
         element_fibre[:, block] = np.einsum("mes,mesd->med", weights + 1e-6, fibres)
     # Every muscle keeps the elements its centreline passes through, however coarse the mesh.
     for m, path in enumerate(muscle_paths(definitions, model)):
+        if definitions[m].kind == "lid":
+            continue
         hit, _ = embed_points(path, mesh.rest_positions, mesh.tets)
         element_weight[m, hit] = np.maximum(element_weight[m, hit], 0.25)
     element_fibre /= np.linalg.norm(element_fibre, axis=2, keepdims=True) + 1e-12
@@ -267,6 +271,7 @@ def build_rig(preset: str | RigPreset, model: FaceModel | None = None, progress=
         ict_rest_positions=model.neutral.astype(np.float32),
         max_contractions=np.array([d.max_contraction for d in definitions], dtype=np.float32),
         lip_zone=LipZone.from_model(model),
+        lids=build_lid_rig(model, definitions),
     )
     if preset.build_hr:
         from .hr_mesh import build_hr_mesh
@@ -299,7 +304,7 @@ def build_rig(preset: str | RigPreset, model: FaceModel | None = None, progress=
 
 _NESTED = {"anatomy": Anatomy, "lr": SimMesh, "hr": SimMesh, "lr_muscles": MeshMuscles,
            "hr_muscles": MeshMuscles, "lr_skin": Embedding, "hr_skin": Embedding,
-           "lip_zone": LipZone}  # fmt: skip
+           "lip_zone": LipZone, "lids": LidRig}  # fmt: skip
 
 
 def save_rig(rig: Rig, path: Path) -> None:

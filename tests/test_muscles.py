@@ -41,8 +41,14 @@ def model():
 
 
 @pytest.fixture(scope="module")
-def definitions(model):
+def all_definitions(model):
     return load_muscle_definitions(face_model=model)
+
+
+@pytest.fixture(scope="module")
+def definitions(all_definitions):
+    """The volume muscles (lid muscles act in the eyelid layer: tests/test_eyelids.py)."""
+    return [d for d in all_definitions if d.kind != "lid"]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +65,8 @@ def own_fields(definitions, model, paths):
     ]
 
 
-def test_at_least_twenty_muscles_with_the_expression_set(definitions):
+def test_at_least_twenty_muscles_with_the_expression_set(all_definitions):
+    definitions = all_definitions
     names = {d.name for d in definitions}
     assert len(names) == len(definitions) >= 20
     for stem in REQUIRED_PAIRS:
@@ -68,7 +75,14 @@ def test_at_least_twenty_muscles_with_the_expression_set(definitions):
         assert name in names
     for d in definitions:
         assert d.group in muscles.GROUPS and d.action_units and d.description
-        assert 0 < d.max_contraction < 1 and d.thickness > 0 and d.width > 0
+        most = 1.0 if d.kind == "lid" else 1.0 - 1e-6  # a lid muscle may close the lid fully
+        assert 0 < d.max_contraction <= most and d.thickness > 0 and d.width > 0
+    lid = {d.name: d for d in definitions if d.kind == "lid"}
+    assert set(lid) == {"orbicularis_oculi_palpebral_L", "orbicularis_oculi_palpebral_R",
+                        "levator_palpebrae_L", "levator_palpebrae_R"}  # fmt: skip
+    assert lid["levator_palpebrae_L"].action == "raise" and lid["levator_palpebrae_L"].lids == (
+        "upper",
+    )
 
 
 def test_right_muscles_mirror_the_left_anchors(definitions, model):
@@ -285,6 +299,56 @@ def test_mirror_is_only_for_left_muscles(tmp_path, model):
     text = GOOD.replace("_L]", "_R]")
     with pytest.raises(DataError, match="zygomaticus_major_R: mirror = true is for left"):
         load_muscle_definitions(write(tmp_path, text), face_model=model)
+
+
+LID = """
+[orbicularis_oculi_palpebral_L]
+kind = "lid"
+mirror = true
+anchors = [6588, 6548]
+depths = [0.0, 0.0]
+thickness = 0.08
+max_contraction = 1.0
+lids = ["upper", "lower"]
+action = "close"
+group = "eyes"
+action_units = ["AU45"]
+description = "Left palpebral orbicularis."
+"""
+
+
+@pytest.mark.parametrize(
+    "old, new, problem",
+    [
+        ('action = "close"', 'action = "wink"', "action is 'wink'"),
+        ('lids = ["upper", "lower"]', 'lids = ["middle"]', "lids is ['middle']"),
+        ("[6588, 6548]", "[6588, 6548, 4291]", "names the two canthi"),
+        ("_L]", "]", "end its name in _L or _R"),
+    ],
+)
+def test_bad_lid_muscles_name_the_muscle_and_the_problem(tmp_path, model, old, new, problem):
+    text = LID.replace(old, new)
+    if old == "_L]":
+        text = text.replace("mirror = true\n", "")
+    with pytest.raises(DataError, match="orbicularis_oculi_palpebral") as error:
+        load_muscle_definitions(write(tmp_path, text), face_model=model)
+    assert problem in str(error.value)
+
+
+def test_lid_keys_on_a_volume_muscle_are_an_error(tmp_path, model):
+    text = GOOD.replace('group = "cheeks"', 'group = "cheeks"\nlids = ["upper"]')
+    with pytest.raises(DataError, match="lids and action are for lid muscles"):
+        load_muscle_definitions(write(tmp_path, text), face_model=model)
+
+
+def test_a_lid_muscle_away_from_the_canthi_names_them(tmp_path, model):
+    from physface.sim.eyelids import build_lid_rig
+
+    definitions = load_muscle_definitions(
+        write(tmp_path, LID.replace("[6588, 6548]", "[6588, 4291]")), face_model=model
+    )
+    with pytest.raises(DataError, match="must be the left eye's canthi, 6588 .* and 6548"):
+        build_lid_rig(model, definitions)
 
 
 def test_invalid_toml_names_the_file(tmp_path):

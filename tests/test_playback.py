@@ -36,18 +36,23 @@ def _player(rig):
     return HeadPlayer(rig, tolerance=1e-4, max_iterations=200)
 
 
-def test_the_player_is_the_simulator_then_the_skin_stage(rig):
+def test_the_player_is_the_simulator_then_the_skin_stage_then_the_lids(rig):
+    from physface.sim.eyelids import EyelidLayer
     from physface.sim.simulator import Simulator
     from physface.sim.skin_stage import EmbeddedSkinStage
 
     player = _player(rig)
     simulator = Simulator(rig, tolerance=1e-4, max_iterations=200)
-    stage = EmbeddedSkinStage(rig)
+    stage, lids = EmbeddedSkinStage(rig), EyelidLayer(rig)
     for frame in (1, 2, 3):
         played = player.play(frame, _controls(rig, frame))
         result = simulator.step(_controls(rig, frame))
         expected = stage(result.volume_positions, result.head_transform, result.jaw_transform)
+        activations = np.array([_controls(rig, frame).activations.get(n, 0.0)
+                                for n in rig.muscle_names], dtype=np.float32)  # fmt: skip
+        expected = lids(expected, result.head_transform, activations)
         np.testing.assert_array_equal(played.positions, expected)
+        np.testing.assert_array_equal(played.activations, activations)
     assert played.positions.shape == (len(rig.ict_rest_positions), 3)
     assert played.positions.dtype == np.float32
     assert np.abs(played.positions - rig.ict_rest_positions).max() > 0.3  # cm: it moved
@@ -92,7 +97,7 @@ def test_warnings_reach_the_caller_and_bad_controls_leave_the_player_working(rig
 
 def test_every_preset_unit_reaches_a_muscle_or_the_jaw():
     """Presets and performances resolve action units one way: lid closure (AU43) reaches
-    orbicularis oculi in both (the "pain" preset used to drop it)."""
+    the palpebral orbicularis in both (the "pain" preset used to drop it)."""
     from physface.sim.expressions import EXPRESSIONS, expression
     from physface.sim.performances import load_performance_book, unit_activations
 
@@ -101,7 +106,9 @@ def test_every_preset_unit_reaches_a_muscle_or_the_jaw():
     for name, (units, _) in EXPRESSIONS.items():
         assert set(units) <= known, name
     lids = unit_activations(book, {"AU43": 0.5})
-    assert lids == {"orbicularis_oculi_L": 0.5, "orbicularis_oculi_R": 0.5}
+    assert lids == {"orbicularis_oculi_palpebral_L": 0.5, "orbicularis_oculi_palpebral_R": 0.5}
     pain = expression("pain", book)
-    assert pain.activations["orbicularis_oculi_L"] == pytest.approx(0.9)  # AU7 0.9 > AU43 0.5
+    assert pain.activations["orbicularis_oculi_L"] == pytest.approx(0.9)  # AU7: the squint
+    assert pain.activations["orbicularis_oculi_palpebral_L"] == pytest.approx(0.5)  # AU43
+    assert expression("surprise", book).activations["levator_palpebrae_R"] == 1.0  # AU5
     assert expression("anger", book).activations == unit_activations(book, EXPRESSIONS["anger"][0])
