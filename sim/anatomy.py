@@ -215,7 +215,12 @@ def build_anatomy(model: FaceModel) -> Anatomy:
         gonions.append(p[vertex] + inward * depth_of[vertex])
     mandibular = _plane_through(gonions[0], gonions[1], menton, p[model.landmarks[57]])
     gums = model.region("gums_tongue")
-    attach = gums  # the teeth crowns are not attached: the lips slide over them
+    # The gums and the tongue along the dental arch, not the tongue's root behind the last
+    # molars: attached to the jaw, the root swept 2 cm back at 28° and crushed the floor
+    # of the mouth against the pharynx (issue 19). The teeth crowns are not attached
+    # either: the lips slide over them.
+    back_molars = min(p[model.region(r), 2].min() for r in ("upper_teeth", "lower_teeth"))
+    attach = gums[p[gums, 2] > back_molars - 0.3]
     occlusal_side = np.c_[p[attach], np.ones(len(attach))] @ occlusal > 0
     return Anatomy(
         attachment_positions=model.neutral[attach],

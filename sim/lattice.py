@@ -28,10 +28,13 @@ _FACE_CORNERS = ((0, 0), (1, 0), (1, 1), (0, 1))
 @dataclass(frozen=True)
 class ClipRegion:
     """The expressive part of the face kept for simulation (cm): in front of ``min_z``
-    (about the ears) and above ``min_y`` (the upper neck)."""
+    (about the ears) and above ``min_y`` (the neck, 6 cm below the chin). The cut's nodes
+    are fixed to the skull, so the neck must reach well below the chin: with the cut at
+    -11 cm the chin swept into it as the jaw opened (28°: four elements under the chin
+    inverted, the solve stalled); at -15 none does (issue 19)."""
 
     min_z: float = 0.5
-    min_y: float = -11.0
+    min_y: float = -15.0
 
     def contains(self, points: np.ndarray) -> np.ndarray:
         return (points[:, 2] > self.min_z) & (points[:, 1] > self.min_y)

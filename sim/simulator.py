@@ -66,7 +66,7 @@ class Material:
 
     shear_modulus: float = 3.0e4
     muscle_stiffness_ratio: float = 40.0
-    volume_stiffness_ratio: float = 10.0
+    volume_stiffness_ratio: float = 20.0
     density: float = 1.06
     damping: float = 5.0
     contact_margin_cm: float = 2.0e-3
