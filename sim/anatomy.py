@@ -60,6 +60,11 @@ JAW_LIMITS = {
 }
 # Past pure rotation (the first few degrees) the condyles glide forward.
 CONDYLE_GLIDE_START_DEG = 5.0
+# The soft band between skull and jaw (masseter, pterygoids, buccal fat) is anatomy, the
+# same width on every mesh: at least this, and at least half an element so that no element
+# holds both a skull and a jaw node. With the HR mesh's 0.2 cm band the tissue behind the
+# ramus was sheared across 4 mm as the jaw opened (78 inverted HR elements, issue 19).
+SOFT_BAND_CM = 0.6
 CONDYLE_GLIDE_CM_PER_DEG = 0.07
 
 

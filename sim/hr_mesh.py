@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .anatomy import Anatomy
+from .anatomy import SOFT_BAND_CM, Anatomy
 from .cache import cache_root, content_key, read_arrays, read_or_rebuild, write_arrays
 from .errors import DataError
 from .face_model import FaceModel
@@ -121,9 +121,10 @@ def _keep_and_label(model, surface, anatomy, clip, edge, nodes, tets) -> SimMesh
     centroids = nodes[tets].mean(axis=1)
     in_clip = clip.contains(centroids)
 
-    labels = anatomy.bone_labels(nodes, np.ones(len(nodes), dtype=bool), gap=0.75 * edge)
+    band = max(0.75 * edge, SOFT_BAND_CM)
+    labels = anatomy.bone_labels(nodes, np.ones(len(nodes), dtype=bool), gap=band)
     cut = (nodes[:, 2] < clip.min_z + edge) | (nodes[:, 1] < clip.min_y + edge)
-    cut &= ~anatomy.near_jaw(nodes, 0.75 * edge)  # the jaw never hangs on the cut
+    cut &= ~anatomy.near_jaw(nodes, band)  # the jaw never hangs on the cut
     labels[cut & (labels == FREE)] = SKULL
     skin = surface.positions[:-1]  # the neck-cap centre is not skin
     skin = skin[clip.contains(skin)]

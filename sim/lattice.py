@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .anatomy import Anatomy
+from .anatomy import SOFT_BAND_CM, Anatomy
 from .face_model import FaceModel
 from .inside import inside_regular_grid
 from .simmesh import FREE, LIP_LOWER, LIP_NONE, LIP_UPPER, SKULL, SimMesh
@@ -152,10 +152,12 @@ def build_lattice(
         nodes[used].astype(np.float32),
         inside[used],
         attach_radius=0.4 * spacing,
-        gap=0.55 * spacing,
+        gap=max(0.55 * spacing, SOFT_BAND_CM),
     )
     cut = (nodes[:, 2] < clip.min_z + spacing) | (nodes[:, 1] < clip.min_y + spacing)
-    cut &= ~anatomy.near_jaw(nodes, 0.55 * spacing)  # the jaw never hangs on the cut
+    cut &= ~anatomy.near_jaw(
+        nodes, max(0.55 * spacing, SOFT_BAND_CM)
+    )  # the jaw never hangs on the cut
     labels[used[inside[used] & cut[used] & (labels[used] == FREE)]] = SKULL
     skin_tets = np.zeros(len(tets), dtype=bool)
     skin_tets[candidates[containing]] = True
