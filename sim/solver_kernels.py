@@ -194,17 +194,26 @@ def compute_actuations(
     muscle_max_contraction: wp.array[float],
     element_actuations: wp.array[wp.mat33],
 ):
-    """Per element (E,): A = I + Σ_m w_m (A_m(λ_m) − I), λ_m = 1 − c_m a_m, symmetrised
-    and scaled to det 1. Entries of element e are [start[e], start[e + 1])."""
+    """Per element (E,): A = I + Σ_m w_m (A_m(λ_m) − I) / max(1, Σ_m w_m), λ_m = 1 − c_m a_m,
+    symmetrised and scaled to det 1. Entries of element e are [start[e], start[e + 1]).
+
+    The weights are covered fractions; where muscle fields overlap (the two procerus bellies
+    at the midline, each at weight 1) they would add past a whole element, two parallel
+    contractions past 100 % (a negative stretch: an inverted target that the element
+    chased back and forth, stalling the fine solve at the nasal bridge), so they share it."""
     tid = wp.tid()
     identity = wp.identity(n=3, dtype=float)
     actuation = identity
+    total = float(0.0)
+    for entry in range(element_entry_start[tid], element_entry_start[tid + 1]):
+        total += entry_weight[entry]
+    share = 1.0 / wp.max(total, 1.0)
     for entry in range(element_entry_start[tid], element_entry_start[tid + 1]):
         muscle = entry_muscle[entry]
         stretch = 1.0 - muscle_max_contraction[muscle] * muscle_activations[muscle]
         stretch = wp.max(stretch, 0.05)
         target = muscle_actuation(entry_fibre[entry], stretch)
-        actuation = actuation + entry_weight[entry] * (target - identity)
+        actuation = actuation + (share * entry_weight[entry]) * (target - identity)
     actuation = 0.5 * (actuation + wp.transpose(actuation))
     volume = wp.determinant(actuation)
     if volume > 1.0e-6:
