@@ -109,7 +109,10 @@ class SimulatorState:
     float64 cm, free-node ``velocities`` (F, 3) float64 cm/s (dynamics), the ``head`` pose
     (4, 4), the last frame's positions carried to this pose for the linear warm-start
     prediction (``previous_positions``, None before the first step) and the elements'
-    ``element_rotations`` (E, 4) float32 quaternions (the polar step's guesses).
+    ``element_rotations`` (E, 4) float32 quaternions (the polar step's guesses), and with
+    activation-dependent stiffness the activations (M,) float64 the factor in use was made
+    for (``factored_activations``: the conjugate-gradient solves between refactorisations
+    depend on it, so a resumed run must rebuild the same factor).
     ``Simulator.set_state`` of a ``state()`` continues bit for bit."""
 
     positions: np.ndarray
@@ -117,15 +120,17 @@ class SimulatorState:
     head: np.ndarray
     element_rotations: np.ndarray
     previous_positions: np.ndarray | None = None
+    factored_activations: np.ndarray | None = None
 
     def copy(self) -> SimulatorState:
-        previous = self.previous_positions
+        previous, factored = self.previous_positions, self.factored_activations
         return SimulatorState(
             self.positions.copy(),
             self.velocities.copy(),
             self.head.copy(),
             self.element_rotations.copy(),
             None if previous is None else previous.copy(),
+            None if factored is None else factored.copy(),
         )
 
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -138,18 +143,22 @@ class SimulatorState:
         }
         if self.previous_positions is not None:
             arrays["previous_positions"] = self.previous_positions
+        if self.factored_activations is not None:
+            arrays["factored_activations"] = self.factored_activations
         return arrays
 
     @classmethod
     def from_arrays(cls, arrays) -> SimulatorState:
         """The state ``to_arrays`` wrote."""
         previous = arrays.get("previous_positions")
+        factored = arrays.get("factored_activations")
         return cls(
             np.array(arrays["positions"], dtype=np.float64),
             np.array(arrays["velocities"], dtype=np.float64),
             np.array(arrays["head"], dtype=np.float64),
             np.array(arrays["element_rotations"], dtype=np.float32),
             None if previous is None else np.array(previous, dtype=np.float64),
+            None if factored is None else np.array(factored, dtype=np.float64),
         )
 
 
@@ -361,6 +370,7 @@ class Simulator:
             np.zeros((len(self.free_nodes), 3)),
             np.eye(4),
             np.tile(np.array([0, 0, 0, 1], np.float32), (self.element_count, 1)),
+            factored_activations=np.zeros(len(rig.muscle_names)),
         )
         free_count = len(self.free_nodes)
         self._frame = _Frame(np.zeros((self.node_count, 3)), np.zeros((free_count, 3)))
@@ -492,6 +502,7 @@ class Simulator:
             self._head.copy(),
             self.element_rotations.numpy().copy(),
             None if self._previous_positions is None else self._previous_positions.copy(),
+            self._factored_activations.copy(),
         )
 
     def set_state(self, state: SimulatorState) -> None:
@@ -508,6 +519,10 @@ class Simulator:
         self.positions, self.velocities, self._head = state.positions, state.velocities, state.head
         self._previous_positions = state.previous_positions
         self.element_rotations.assign(state.element_rotations)
+        factored = state.factored_activations
+        if self._active is not None and factored is not None:
+            if not np.array_equal(factored, self._factored_activations):
+                self._refactor(factored)
 
     @property
     def factorizations(self) -> int:
@@ -692,17 +707,7 @@ class Simulator:
         material's ``refactor_activation_change`` since the factor in use."""
         material, active = self.material, self._active
         activations = self._activations.astype(np.float64)
-        drive = np.bincount(
-            self._entry_element,
-            self._entry_weight * activations[self._entry_muscle],
-            self.element_count,
-        )
-        extra = (
-            material.shear_modulus
-            * (material.muscle_stiffness_ratio - material.passive_muscle_ratio)
-            * np.minimum(self.muscle_coverage, drive)
-            * self.rest_volumes
-        )
+        extra = self._active_scale(activations)
         shape, volume = self._passive_weights
         self.shape_weights.assign((shape + extra).astype(np.float32))
         self.volume_weights.assign(
@@ -714,10 +719,33 @@ class Simulator:
         change = np.abs(activations - self._factored_activations).max(initial=0.0)
         self._factored_now = change <= 0.0 or change > material.refactor_activation_change
         if self._factored_now and change > 0.0:
-            self._earlier_factorizations += self.factors.factorizations
-            self.factors = FactorCache(self._constant_ff + active_ff, self.backend)
-            self._factored_activations = activations
+            self._refactor(activations, active_ff)
         return active_ff
+
+    def _active_scale(self, activations: np.ndarray) -> np.ndarray:
+        """The muscle elements' extra stiffness (Ba·cm³) for activations (M,)."""
+        material = self.material
+        drive = np.bincount(
+            self._entry_element,
+            self._entry_weight * activations[self._entry_muscle],
+            self.element_count,
+        )
+        return (
+            material.shear_modulus
+            * (material.muscle_stiffness_ratio - material.passive_muscle_ratio)
+            * np.minimum(self.muscle_coverage, drive)
+            * self.rest_volumes
+        )
+
+    def _refactor(self, activations: np.ndarray, active_ff=None) -> None:
+        """Factor the global matrix for ``activations`` (M,) and make it the one in use."""
+        if active_ff is None:
+            extra = self._active_scale(activations)
+            scale = (extra * (1.0 + self.material.volume_stiffness_ratio))[self._active.elements]
+            active_ff = self._active.matrices(scale)[0]
+        self._earlier_factorizations += self.factors.factorizations
+        self.factors = FactorCache(self._constant_ff + active_ff, self.backend)
+        self._factored_activations = np.array(activations, dtype=np.float64)
 
     def _global_solve(self, frame: _Frame, rhs: np.ndarray, start: np.ndarray) -> np.ndarray:
         """The global step's solution (n, 3): the factor's, or conjugate gradients on the
