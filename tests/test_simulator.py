@@ -148,8 +148,9 @@ def test_the_fast_local_step_agrees_with_the_svd_reference(rig, face_model):
     controls = Controls(activations={n: 0.8 for n in rig.muscle_names}, jaw=JawPose(14.0))
     positions = {}
     for polar in ("iterative", "svd"):
+        # active muscle 40x flesh converges slower than the release-1 material: ~560 iterations
         sim = Simulator(rig, polar=polar, tolerance=1e-6,
-                        max_iterations=400)  # fmt: skip
+                        max_iterations=900)  # fmt: skip
         result = sim.step(controls)
         assert result.converged, polar
         positions[polar] = result.volume_positions
