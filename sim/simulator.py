@@ -677,7 +677,7 @@ class Simulator:
         frame.rhs[:] = -(self._stiffness_fd @ positions[self.prescribed_nodes])
         active_ff = None
         if self._active is not None:
-            active_ff = self._stiffen(frame, positions)
+            active_ff = self._stiffen(frame, positions, bool(controls.colliders))
         if self.dynamics:
             frame.rhs += self._inertia[:, None] * frame.inertial_target
         if controls.gravity is not None:
@@ -700,11 +700,12 @@ class Simulator:
         self.contacts.begin_frame(controls.colliders)
         return frame
 
-    def _stiffen(self, frame: _Frame, positions: np.ndarray):
+    def _stiffen(self, frame: _Frame, positions: np.ndarray, colliding: bool):
         """Activation-dependent stiffness for this frame's activations: the element weights
         of the local step, the prescribed nodes' RHS term and the free/free part of the
         matrix (returned); factors it again when an activation moved more than the
-        material's ``refactor_activation_change`` since the factor in use."""
+        material's ``refactor_activation_change`` since the factor in use, or at all
+        under contact (``colliding``: this frame's colliders; the HR lips)."""
         material, active = self.material, self._active
         activations = self._activations.astype(np.float64)
         extra = self._active_scale(activations)
@@ -717,7 +718,13 @@ class Simulator:
         active_ff, active_fd = active.matrices(scale)
         frame.rhs -= active_fd @ positions[self.prescribed_nodes]
         change = np.abs(activations - self._factored_activations).max(initial=0.0)
-        self._factored_now = change <= 0.0 or change > material.refactor_activation_change
+        # Contact responses K⁻¹B are solved with the factor: under contact (the HR lips,
+        # colliders) it must be this frame's matrix, or the constrained step projects with
+        # the wrong one (consecutive pressed-lip HR frames: residual 0.05-0.3 and 1.4 mm
+        # lip penetration with the 0.1 threshold; 0.01-0.2 and <= 0.06 mm refactoring).
+        contact = colliding or self.contacts.lip_nodes is not None  # this frame's, not the last
+        threshold = 0.0 if contact else material.refactor_activation_change
+        self._factored_now = change <= 0.0 or change > threshold
         if self._factored_now and change > 0.0:
             self._refactor(activations, active_ff)
         return active_ff
