@@ -369,7 +369,7 @@ def _triangle_frames(corners: np.ndarray):
 
 MEMBRANE_ITERATIONS = 30  # most local/global iterations per frame, warm-started
 COLD_ITERATIONS = 120  # the same from the plates (first frame, after a jump)
-MEMBRANE_TOLERANCE_CM = 5e-4  # stop when no vertex moved more than this in an iteration
+MEMBRANE_TOLERANCE_CM = 1e-3  # stop when no vertex moved more than 10 µm in an iteration
 ATTACHMENT_STIFFNESS = 1.0  # relative to the membrane (per vertex, at full attachment)
 DRIVE_STIFFNESS = 20.0  # the tarsal plates' pull toward where the lid muscles take them
 CONTACT_STIFFNESS = 0.5  # the eyeball and margin contact (projected hard each iteration)
@@ -450,6 +450,7 @@ class EyelidLayer:
 
         self._column_rows, self._columns_view = buffer(2 * t_count)
         self._shapes, self._shapes_view = buffer(t_count)
+        self._shapes_of = None  # the frame's target shapes the buffer holds
         self._targets, self._targets_view = buffer(2 * t_count)
         self._points, self._points_view = buffer(count)
         self._pushed, self._pushed_view = buffer(count)
@@ -470,10 +471,11 @@ class EyelidLayer:
         level = activations[self.lids.lid_muscles] * self.max_contractions[self.lids.lid_muscles]
         level[level < IDLE_LEVEL] = 0.0
         self.iterations = 0
-        if not level.any() and self._push_out(skin, depth=True).max() < IDLE_DEPTH_CM:
+        pushed = self._push_out(skin)  # the skin stage's lids, outside the eyes
+        if not level.any() and self._depth_view.max() < IDLE_DEPTH_CM:
             self.correction = None
             return positions
-        held = self._push_out(skin)[self.held]  # the rim and canthi: the skin stage's, outside
+        held = pushed[self.held]  # the rim and canthi: the skin stage's, outside
         plates = self._plates(skin, level)
         # Warm: the previous frame's correction; cold (a jump, the first frame): the plates
         # where the muscles take them, the rest of the lid where the skin stage put it.
@@ -522,7 +524,9 @@ class EyelidLayer:
         from .eyelid_kernels import rotated_targets
 
         self._columns_view[:] = self.gradient @ x
-        self._shapes_view[:] = shapes
+        if shapes is not self._shapes_of:  # once a frame
+            self._shapes_view[:] = shapes
+            self._shapes_of = shapes
         wp.launch(rotated_targets, dim=len(shapes), inputs=[self._column_rows, self._shapes],
                   outputs=[self._targets], device="cpu")  # fmt: skip
         return self._targets_view
@@ -562,10 +566,10 @@ class EyelidLayer:
             out[on] = centre + moved
         return self._push_out(out)
 
-    def _push_out(self, x, depth: bool = False) -> np.ndarray:
+    def _push_out(self, x) -> np.ndarray:
         """A copy of x (L, 3) with every lid vertex inside its eyeball (beyond its
         clearance) moved out along the ray from the eye's centre (kernel ``push_out``);
-        with ``depth`` how deep each one was instead (L,) cm."""
+        how deep each one was (cm) is left in ``_depth_view``."""
         import warp as wp
 
         from .eyelid_kernels import push_out
@@ -575,8 +579,6 @@ class EyelidLayer:
                   inputs=[self._points, self._eye, self._centres, self._radius, self._clearance,
                           float(_POLAR_MAX)],
                   outputs=[self._pushed, self._depth], device="cpu")  # fmt: skip
-        if depth:
-            return self._depth_view
         return self._pushed_view.astype(np.float64)
 
     def _contact(self, x) -> np.ndarray:
