@@ -187,7 +187,7 @@ def build_lid_rig(model: FaceModel, definitions) -> LidRig | None:
     cat = {k: np.concatenate(v) for k, v in parts.items()}
     triangles = np.concatenate(triangles).astype(np.int32)
     positions = rest[cat["vertices"]]
-    _, rest_inverse, areas = _triangle_frames(positions[triangles])
+    rest_inverse, areas = _triangle_frames(positions[triangles])
     distance = cat["distance"]
     attachment = _smoothstep(ATTACHED_FROM_CM, RIM_CM, distance)
     tarsus = np.zeros(len(distance))
@@ -352,8 +352,8 @@ def _radial_gap(points, centre, table) -> np.ndarray:
 
 
 def _triangle_frames(corners: np.ndarray):
-    """Per triangle (T, 3, 3) corners: an orthonormal 2D frame (T, 3, 2) in its plane, the
-    inverse rest edge matrix (T, 2, 2) in that frame and the area (T,)."""
+    """Per triangle (T, 3, 3) corners: the inverse rest edge matrix (T, 2, 2) in an
+    orthonormal 2D frame of its plane, and the area (T,)."""
     e1, e2 = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
     b1 = e1 / np.linalg.norm(e1, axis=1, keepdims=True)
     b2 = e2 - np.einsum("ij,ij->i", e2, b1)[:, None] * b1
@@ -362,7 +362,7 @@ def _triangle_frames(corners: np.ndarray):
     edges = np.stack([e1, e2], axis=2)  # (T, 3, 2)
     rest = np.einsum("tki,tkj->tij", frames, edges)  # (T, 2, 2) upper triangular
     areas = 0.5 * np.linalg.norm(np.cross(e1, e2), axis=1)
-    return frames, np.linalg.inv(rest), areas
+    return np.linalg.inv(rest), areas
 
 
 # --- solving -------------------------------------------------------------------------------

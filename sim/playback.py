@@ -75,7 +75,6 @@ class HeadPlayer:
         self.embedded_stage = EmbeddedSkinStage(rig)
         self.skin_stage = skin_stage if skin_stage is not None else self.embedded_stage
         self.eyelids = EyelidLayer(rig) if rig.lids is not None else None
-        self._muscle_index = {name: i for i, name in enumerate(rig.muscle_names)}
         self.last_frame: int | None = None
 
     def reset(self) -> None:
@@ -97,7 +96,7 @@ class HeadPlayer:
             result.volume_positions, result.head_transform, result.jaw_transform
         )
         skinned = time.perf_counter()
-        activations = self._activation_vector(controls.activations)
+        activations = result.activations
         if self.eyelids is not None:
             positions = self.eyelids(positions, result.head_transform, activations)
         lidded = time.perf_counter()
@@ -110,13 +109,6 @@ class HeadPlayer:
             "residual": result.residual,
         }
         return PlayedFrame(frame, positions, result, result.warnings, timings, activations)
-
-    def _activation_vector(self, activations: dict[str, float]) -> np.ndarray:
-        """The validated activations as a (M,) float32 vector in the rig's muscle order."""
-        vector = np.zeros(len(self._muscle_index), dtype=np.float32)
-        for name, value in activations.items():
-            vector[self._muscle_index[name]] = value
-        return vector
 
     def play_range(self, frames, controls_at, cancelled=None):
         """Yield a PlayedFrame for each frame of ``frames`` (ascending) with the controls

@@ -86,7 +86,8 @@ class StepResult:
     energy (erg) of each accepted iterate, in order; ``warnings`` of the controls;
     ``seconds`` per stage (STAGES); ``max_penetration_cm`` of the skin in any collider;
     ``lip_penetration_cm`` of a lip into the other beyond rest (with lip contact);
-    ``sliding_gap_cm`` the largest distance of a sliding bone node from its plane."""
+    ``sliding_gap_cm`` the largest distance of a sliding bone node from its plane;
+    ``activations`` (M,) float32 the frame's muscle activations in the rig's order."""
 
     volume_positions: np.ndarray
     residual: float
@@ -101,6 +102,7 @@ class StepResult:
     lip_penetration_cm: float = 0.0
     sliding_gap_cm: float = 0.0
     seconds: dict[str, float] = field(default_factory=dict)
+    activations: np.ndarray | None = None
 
 
 @dataclass
@@ -875,6 +877,7 @@ class Simulator:
             lip_penetration_cm=self.contacts.lip_penetration_cm(self.positions),
             sliding_gap_cm=self._largest_sliding_gap(frame),
             seconds=seconds,
+            activations=self._activations.copy(),
         )
 
     def _largest_sliding_gap(self, frame: _Frame) -> float:
