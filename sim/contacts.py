@@ -146,7 +146,6 @@ class Contacts:
         self.plane_point_values = np.zeros((0, 3))
         self.plane_normal_values = np.zeros((0, 3))
         self.colliding = False
-        self.refresh_lips = False
         self.rows = ContactRows()
         self.lip_nodes = None
         if lip_zone is not None:
@@ -155,30 +154,39 @@ class Contacts:
     # --- set-up ------------------------------------------------------------------------------
 
     def _prepare_lips(self, mesh, lip_zone) -> None:
-        """Lip contact surfaces and, per lip node, candidate triangles of the other lip
-        (the nearest by rest centroid)."""
-        from scipy.spatial import cKDTree
-
+        """Lip contact surfaces, their nodes and the candidate triangles at rest."""
         from .hr_mesh import lip_contact_surfaces
 
         upper, lower = lip_contact_surfaces(mesh, lip_zone)
         if not len(upper) or not len(lower):
             return
         self.lip_triangles = np.r_[upper, lower].astype(np.int64)
-        rest = self.rest_positions
-        nodes, candidates = [], []
-        for own, other, offset in ((lower, upper, 0), (upper, lower, len(upper))):
-            k = min(LIP_CANDIDATES, len(other))
-            own_nodes = np.unique(own)
-            _, nearest = cKDTree(rest[other].mean(axis=1)).query(rest[own_nodes], k=k)
-            nodes.append(own_nodes)
-            candidates.append(nearest.reshape(len(own_nodes), k) + offset)
-        k = min(c.shape[1] for c in candidates)
-        self.lip_nodes = np.concatenate(nodes).astype(np.int64)
-        self.lip_candidates = np.concatenate([c[:, :k] for c in candidates])
-        self._lip_slot = np.full(len(rest), -1, np.int64)
+        self._lip_sides = ((np.unique(lower), np.arange(len(upper))),
+                           (np.unique(upper), len(upper) + np.arange(len(lower))))  # fmt: skip
+        self.lip_nodes = np.concatenate([own for own, _ in self._lip_sides]).astype(np.int64)
+        self._lip_slot = np.full(len(self.rest_positions), -1, np.int64)
         self._lip_slot[self.lip_nodes] = np.arange(len(self.lip_nodes))
-        self.lip_rest_depth = self._lip_geometry(rest)[0]
+        self._choose_lip_candidates(self.rest_positions)
+
+    def _choose_lip_candidates(self, positions: np.ndarray) -> None:
+        """Per lip node, the ``LIP_CANDIDATES`` triangles of the other lip nearest to it (by
+        centroid) at ``positions`` (N, 3), and its depth behind each at rest where it faces
+        it there (``lip_rest_depth`` (Q, k), ≤ 0: the closed lips overlap at rest), else 0.
+        Chosen again at each frame's start: lips that slid along each other face other
+        triangles than at rest."""
+        from scipy.spatial import cKDTree
+
+        candidates = []
+        for own, other in self._lip_sides:
+            k = min(LIP_CANDIDATES, len(other))
+            centroids = positions[self.lip_triangles[other]].mean(axis=1)
+            _, nearest = cKDTree(centroids).query(positions[own], k=k)
+            candidates.append(other[nearest.reshape(len(own), k)])
+        k = min(c.shape[1] for c in candidates)
+        self.lip_candidates = np.concatenate([c[:, :k] for c in candidates])
+        self.lip_rest_depth = np.zeros(self.lip_candidates.shape)
+        depth, *_, facing, _ = self._lip_geometry(self.rest_positions)
+        self.lip_rest_depth = np.where(facing, np.minimum(depth, 0.0), 0.0)
 
     @property
     def active(self) -> bool:
@@ -194,8 +202,8 @@ class Contacts:
         planes = [c for c in colliders if isinstance(c, Plane)]
         self.colliding = bool(colliders)
         self.rows = ContactRows()
-        self.refresh_lips = False
         if self.lip_nodes is not None:
+            self._choose_lip_candidates(positions)
             self._lip_rows(positions, LIP_NEAR_CM)
         key = (tuple(spheres), tuple(planes))
         if key == self._collider_key:
@@ -306,7 +314,7 @@ class Contacts:
         if self.lip_nodes is None:
             return 0.0
         depth, *_, facing, _ = self._lip_geometry(np.asarray(volume_positions, np.float64))
-        beyond = np.where(facing, depth - np.minimum(self.lip_rest_depth, 0.0), np.inf)
+        beyond = np.where(facing, depth - self.lip_rest_depth, np.inf)
         return float(max(-beyond.min(), 0.0))
 
     def _lip_rows(self, positions: np.ndarray, near_cm: float = 0.0) -> int:
@@ -319,7 +327,7 @@ class Contacts:
         moves with the other lip, no deeper than at rest (``rest_gap``). Its plane is
         fixed when found (``_lip_planes``). Returns how many rows are new."""
         depth, _, _, facing, weights = self._lip_geometry(positions)
-        hit = facing & (depth < np.minimum(self.lip_rest_depth, 0.0) + near_cm)
+        hit = facing & (depth < self.lip_rest_depth + near_cm)
         q = np.flatnonzero(hit.any(axis=1))
         if not len(q):
             return 0
@@ -328,7 +336,7 @@ class Contacts:
         nodes = np.c_[self.lip_nodes[q], self.lip_triangles[chosen]]
         movable = (self.free_slot[nodes] >= 0).any(axis=1)
         keys = -1 - (self.lip_nodes[q] * len(self.lip_triangles) + chosen)
-        rest_gap = np.minimum(self.lip_rest_depth[q, best], 0.0)
+        rest_gap = self.lip_rest_depth[q, best]
         before = len(self.rows.keys)
         fresh = self.rows.add(
             keys[movable], nodes[movable], np.c_[np.ones(len(q)), -weights[q, best]][movable],
@@ -356,24 +364,6 @@ class Contacts:
         normals[index] = smooth / np.maximum(np.linalg.norm(smooth, axis=1, keepdims=True), 1e-12)
         offsets[index] = rows.rest_gap[index] - self.margin
 
-    def lip_planes_drift_cm(self, positions: np.ndarray) -> float:
-        """How far (cm) the frame's solution at ``positions`` (N, 3) lies inside the other
-        lip by planes taken now, beyond what the rows' fixed planes allow: 0 when the
-        fixed planes still describe the lips (``refresh_lip_planes`` otherwise)."""
-        rows = self.rows
-        lip = rows.collider < 0
-        if not lip.any():
-            return 0.0
-        normals, offsets = rows.normals.copy(), rows.offsets.copy()
-        self._lip_planes(positions, lip, normals, offsets)
-        reach = np.einsum("pk,pkd->pd", rows.weights[lip], positions[rows.nodes[lip]])
-        gaps = np.einsum("pd,pd->p", normals[lip], reach) - offsets[lip] - self.margin
-        return float(max(-gaps.min(), 0.0))
-
-    def refresh_lip_planes(self) -> None:
-        """Take the lip rows' planes again at the next step's iterate."""
-        self.refresh_lips = True
-
     def _update_planes(self, positions: np.ndarray) -> None:
         """The rows' planes at ``positions`` (N, 3) into ``rows.normals`` / ``offsets``: a
         sphere's tangent plane at the skin point's direction (outside the sphere), a
@@ -397,9 +387,7 @@ class Contacts:
         offsets[plane] = np.einsum(
             "pd,pd->p", self.plane_normal_values[index], self.plane_point_values[index]
         )
-        if self.refresh_lips:
-            self._lip_planes(positions, collider < 0)
-        self.refresh_lips = False
+        self._lip_planes(positions, collider < 0)
 
     def _basis(self, factor) -> tuple[np.ndarray, np.ndarray]:
         """(Z = K⁻¹B (n, m), BᵀZ (m, m)) for the frame's rows, extended for new rows only:

@@ -220,7 +220,6 @@ class _Anderson:
         return (g_flat - np.stack(self._dg, axis=1) @ theta).reshape(g.shape)
 
 
-LIP_DRIFT_CM = 5e-4  # lips this far inside each other by fresh planes: take them again
 CG_TOLERANCE = 1e-9  # relative residual of a preconditioned global solve
 CG_MAX_ITERATIONS = 200
 
@@ -856,13 +855,8 @@ class Simulator:
             step = np.subtract(plain, x, out=self._scratch)
             residual = float(np.sqrt(np.einsum("ij,ij->i", step, step).max()) / self.mean_edge_cm)
             if residual <= self.tolerance:
-                if self._lip_planes_hold(frame, plain):
-                    x, converged = plain, True
-                    break
-                if accelerator is not None:
-                    accelerator.reset()
-                x, fallback = plain, None
-                continue
+                x, converged = plain, True
+                break
             extrapolated = None if accelerator is None else accelerator.extrapolate(x, plain)
             if extrapolated is not None and self.contacts.active:
                 # an extrapolation into a lip or collider would look cheaper to the energy
@@ -889,18 +883,6 @@ class Simulator:
             seconds=seconds,
             activations=self._activations.copy(),
         )
-
-    def _lip_planes_hold(self, frame: _Frame, x: np.ndarray) -> bool:
-        """Whether the lip contact's fixed planes still describe the lips at free positions
-        ``x`` (n, 3) within ``LIP_DRIFT_CM``; if not, they are taken again there (the lips
-        turned in the frame) and the iteration goes on."""
-        if self.contacts.lip_nodes is None:
-            return True
-        frame.positions[self.free_nodes] = x
-        if self.contacts.lip_planes_drift_cm(frame.positions) <= LIP_DRIFT_CM:
-            return True
-        self.contacts.refresh_lip_planes()
-        return False
 
     def _largest_sliding_gap(self, frame: _Frame) -> float:
         if not len(self.sliding_nodes):
