@@ -8,6 +8,13 @@ responses K⁻¹B cost one solve per new row, so the number of rows a frame may 
 bounded (``MAX_CONTACT_ROWS``): a collider that would press more of the face than that
 (one enclosing the head, say) is refused with a clear error instead of a solve that grows
 without bound.
+
+Every row's plane is taken again at each iterate, and for the lips from the other lip's
+smooth normal (its vertex normals interpolated), so the constrained step is a continuous
+function of the iterate: with flat triangle normals a lip node sliding from one triangle
+to the next saw its plane turn by the angle between them, and the iteration cycled
+(issue 19: pressed-lip HR frames stalled at residuals 1e-2..0.2). The simulator moves
+Anderson's extrapolations onto the rows too (``Contacts.hold``).
 """
 
 from __future__ import annotations
@@ -80,10 +87,11 @@ class ContactRows:
     """Unilateral constraints of one frame, one row each: Σ_k w_k nᵀx_k ≥ offset + margin
     over four nodes (m, 4) with weights (m, 4), fixed when the row is found. A collider row
     (``collider`` ≥ 0) holds a skin point (``key`` = its embedded index) outside that
-    collider; a lip row (``collider`` −1, ``key`` = −1 − node) holds one lip node (weights
-    (1, 0, 0, 0)) outside the other lip, no deeper than at rest (the closed lips touch at
-    rest). ``normals`` (m, 3) and ``offsets`` (m,) are the planes of the last step (they
-    follow the iterate); ``forces`` (m,) its contact forces; ``basis`` (Z, BᵀZ)."""
+    collider; a lip row (``collider`` −1, ``key`` −1 − (node · T + triangle)) holds a lip
+    node outside the other lip at a point of one of its triangles (weights (1, −b), b fixed
+    when found), no deeper than at rest (``rest_gap`` ≤ 0: the closed lips touch at rest).
+    ``normals`` (m, 3) and ``offsets`` (m,) are the planes of the last step (they follow
+    the iterate); ``forces`` (m,) its contact forces; ``basis`` (Z, BᵀZ)."""
 
     keys: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     nodes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64))
@@ -285,9 +293,9 @@ class Contacts:
         ``positions`` (N, 3): (signed depth along the other lip's smooth normal at the
         node's projection onto the triangle, > 0 on the outer side; the surface points
         (Q, k, 3) and smooth unit normals (Q, k, 3) there; whether the node projects onto
-        the triangle within reach; the projection's barycentric weights (Q, k, 3)). The smooth normal (vertex normals interpolated)
-        turns continuously as a node slides from one triangle to the next, so the
-        contact's planes do too."""
+        the triangle within reach; the projection's barycentric weights (Q, k, 3)). The
+        smooth normal (vertex normals interpolated) turns continuously as a node slides
+        from one triangle to the next."""
         triangles = self.lip_triangles[self.lip_candidates]  # (Q, k, 3)
         corners = positions[triangles]  # (Q, k, 3, 3)
         normals = np.cross(corners[..., 1, :] - corners[..., 0, :],
@@ -421,7 +429,8 @@ class Contacts:
 
     def hold(self, positions: np.ndarray, point: np.ndarray) -> np.ndarray:
         """``point`` (n, 3) free positions moved onto the rows' planes (the nearest such
-        point in the global matrix's norm); ``point`` itself when it satisfies them. ``positions`` is the frame's buffer (its free part is overwritten)."""
+        point in the global matrix's norm); ``point`` itself when it satisfies them.
+        ``positions`` is the frame's buffer (its free part is overwritten)."""
         rows = self.rows
         if rows.basis is None or len(rows.basis[1]) != len(rows.keys):
             return point
@@ -444,11 +453,12 @@ class Contacts:
         (n, 3) the unconstrained minimiser, ``current`` (n, 3) the iterate it came from,
         ``upload(positions)`` copies positions to the Warp array detection reads. Each row
         is linearised at the current positions (a collider's tangent plane, which for a
-        sphere lies outside it; the other lip's smooth tangent plane). With Z = K⁻¹B (B: the rows' node
-        weights on the free nodes, one column per row) the contact forces λ ≥ 0 solve the
-        small complementarity problem W λ + gap(x̃) ≥ 0 ⟂ λ, W = (BᵀZ) ∘ (N Nᵀ), and
-        x = x̃ + Z (λ ⊙ N). Points that a correction pushes into contact join the rows and
-        the step is redone. The rows and their Z depend on the factor, fixed in a frame."""
+        sphere lies outside it; the other lip's smooth tangent plane). With Z = K⁻¹B (B:
+        the rows' node weights on the free nodes, one column per row) the contact forces
+        λ ≥ 0 solve the small complementarity problem W λ + gap(x̃) ≥ 0 ⟂ λ,
+        W = (BᵀZ) ∘ (N Nᵀ), and x = x̃ + Z (λ ⊙ N). Points that a correction pushes into
+        contact join the rows and the step is redone. The rows and their Z depend on the
+        factor, fixed in a frame."""
         free = self.free_nodes
         solution, rows = free_target, self.rows
         for attempt in range(CONTACT_ROUNDS):
