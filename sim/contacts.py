@@ -8,6 +8,13 @@ responses K⁻¹B cost one solve per new row, so the number of rows a frame may 
 bounded (``MAX_CONTACT_ROWS``): a collider that would press more of the face than that
 (one enclosing the head, say) is refused with a clear error instead of a solve that grows
 without bound.
+
+Every row's plane is taken again at each iterate, and for the lips from the other lip's
+smooth normal (its vertex normals interpolated), so the constrained step is a continuous
+function of the iterate: with flat triangle normals a lip node sliding from one triangle
+to the next saw its plane turn by the angle between them, and the iteration cycled
+(issue 19: pressed-lip HR frames stalled at residuals 1e-2..0.2). The simulator moves
+Anderson's extrapolations onto the rows too (``Contacts.hold``).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from .simmesh import FREE
 CONTACT_ROUNDS = 8  # contact detections per global step
 LIP_DEPTH_CM = 0.3  # a lip node this far behind a triangle of the other lip is not touching it
 LIP_BARY_SLACK = 0.05  # tolerance of "projects onto the triangle" (barycentric)
+LIP_NEAR_CM = 0.02  # lip nodes this close to the other lip get their row at a frame's start
 LIP_CANDIDATES = 6  # triangles of the other lip tried per lip node
 LCP_PASSES = 8  # growths of the contact problem's pushing rows
 MAX_CONTACT_ROWS = 600  # skin points held by colliders in one frame (dense m × m problem)
@@ -79,31 +87,35 @@ class ContactRows:
     """Unilateral constraints of one frame, one row each: Σ_k w_k nᵀx_k ≥ offset + margin
     over four nodes (m, 4) with weights (m, 4), fixed when the row is found. A collider row
     (``collider`` ≥ 0) holds a skin point (``key`` = its embedded index) outside that
-    collider; a lip row (``triangle`` ≥ 0, ``key`` < 0: one per lip node and triangle) holds
-    a lip node on the outer side of a triangle of the other lip, weights (1, −b) with b the
-    barycentric coordinates of its projection, no deeper than at rest (``rest_gap`` ≤ 0:
-    the closed lips touch at rest). Normals and offsets follow the current positions."""
+    collider; a lip row (``collider`` −1, ``key`` −1 − (node · T + triangle)) holds a lip
+    node outside the other lip at a point of one of its triangles (weights (1, −b), b fixed
+    when found), no deeper than at rest (``rest_gap`` ≤ 0: the closed lips touch at rest).
+    ``normals`` (m, 3) and ``offsets`` (m,) are the planes of the last step (they follow
+    the iterate); ``forces`` (m,) its contact forces; ``basis`` (Z, BᵀZ)."""
 
     keys: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     nodes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64))
     weights: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
     collider: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    triangle: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    rest_gap: np.ndarray = field(default_factory=lambda: np.zeros(0))
     forces: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    normals: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    offsets: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    rest_gap: np.ndarray = field(default_factory=lambda: np.zeros(0))
     basis: tuple | None = None
 
-    def add(self, keys, nodes, weights, collider, triangle, rest_gap=None) -> int:
+    def add(self, keys, nodes, weights, collider, rest_gap=None) -> int:
         fresh = ~np.isin(keys, self.keys)
+        count = int(fresh.sum())
         rest_gap = np.zeros(len(keys)) if rest_gap is None else rest_gap
         self.rest_gap = np.r_[self.rest_gap, rest_gap[fresh]]
-        self.forces = np.r_[self.forces, np.zeros(fresh.sum())]
+        self.forces = np.r_[self.forces, np.zeros(count)]
+        self.normals = np.r_[self.normals, np.zeros((count, 3))]
+        self.offsets = np.r_[self.offsets, np.zeros(count)]
         self.keys = np.r_[self.keys, keys[fresh]]
         self.nodes = np.r_[self.nodes, nodes[fresh]]
         self.weights = np.r_[self.weights, weights[fresh]]
         self.collider = np.r_[self.collider, collider[fresh]]
-        self.triangle = np.r_[self.triangle, triangle[fresh]]
-        return int(fresh.sum())
+        return count
 
 
 class Contacts:
@@ -150,40 +162,57 @@ class Contacts:
     # --- set-up ------------------------------------------------------------------------------
 
     def _prepare_lips(self, mesh, lip_zone) -> None:
-        """Lip contact surfaces and, per lip node, candidate triangles of the other lip
-        (the nearest by rest centroid)."""
-        from scipy.spatial import cKDTree
-
+        """Lip contact surfaces, their nodes and the candidate triangles at rest."""
         from .hr_mesh import lip_contact_surfaces
 
         upper, lower = lip_contact_surfaces(mesh, lip_zone)
         if not len(upper) or not len(lower):
             return
         self.lip_triangles = np.r_[upper, lower].astype(np.int64)
-        rest = self.rest_positions
-        nodes, candidates = [], []
-        for own, other, offset in ((lower, upper, 0), (upper, lower, len(upper))):
+        self._lip_sides = ((np.unique(lower), np.arange(len(upper))),
+                           (np.unique(upper), len(upper) + np.arange(len(lower))))  # fmt: skip
+        self.lip_nodes = np.concatenate([own for own, _ in self._lip_sides]).astype(np.int64)
+        self._lip_slot = np.full(len(self.rest_positions), -1, np.int64)
+        self._lip_slot[self.lip_nodes] = np.arange(len(self.lip_nodes))
+        self._choose_lip_candidates(self.rest_positions)
+
+    def _choose_lip_candidates(self, positions: np.ndarray) -> None:
+        """Per lip node, the ``LIP_CANDIDATES`` triangles of the other lip nearest to it (by
+        centroid) at ``positions`` (N, 3), and its depth behind each at rest where it faces
+        it there (``lip_rest_depth`` (Q, k), ≤ 0: the closed lips overlap at rest), else 0.
+        Chosen again at each frame's start: lips that slid along each other face other
+        triangles than at rest."""
+        from scipy.spatial import cKDTree
+
+        candidates = []
+        for own, other in self._lip_sides:
             k = min(LIP_CANDIDATES, len(other))
-            own_nodes = np.unique(own)
-            _, nearest = cKDTree(rest[other].mean(axis=1)).query(rest[own_nodes], k=k)
-            nodes.append(own_nodes)
-            candidates.append(nearest.reshape(len(own_nodes), k) + offset)
+            centroids = positions[self.lip_triangles[other]].mean(axis=1)
+            _, nearest = cKDTree(centroids).query(positions[own], k=k)
+            candidates.append(other[nearest.reshape(len(own), k)])
         k = min(c.shape[1] for c in candidates)
-        self.lip_nodes = np.concatenate(nodes).astype(np.int64)
         self.lip_candidates = np.concatenate([c[:, :k] for c in candidates])
-        self.lip_rest_depth = self._lip_geometry(rest)[0]
+        self.lip_rest_depth = np.zeros(self.lip_candidates.shape)
+        depth, *_, facing, _ = self._lip_geometry(self.rest_positions)
+        self.lip_rest_depth = np.where(facing, np.minimum(depth, 0.0), 0.0)
 
     @property
     def active(self) -> bool:
         """Whether this frame has anything to hold: colliders or lip contact."""
         return self.colliding or self.lip_nodes is not None
 
-    def begin_frame(self, colliders) -> None:
-        """The frame's colliders (validated Sphere/Plane), and no rows yet."""
+    def begin_frame(self, colliders, positions: np.ndarray) -> None:
+        """The frame's colliders (validated Sphere/Plane) and, with lip contact, rows for
+        the lip nodes touching or within ``LIP_NEAR_CM`` of the other lip at the frame's
+        start ``positions`` (N, 3), with their planes from there: the warm start lies
+        close to the frame's solution, the first iterates may not."""
         spheres = [c for c in colliders if isinstance(c, Sphere)]
         planes = [c for c in colliders if isinstance(c, Plane)]
         self.colliding = bool(colliders)
         self.rows = ContactRows()
+        if self.lip_nodes is not None:
+            self._choose_lip_candidates(positions)
+            self._lip_rows(positions, LIP_NEAR_CM)
         key = (tuple(spheres), tuple(planes))
         if key == self._collider_key:
             return
@@ -237,9 +266,8 @@ class Contacts:
         if len(np.union1d(self.rows.keys, inside)) > MAX_CONTACT_ROWS:
             raise ControlError(self._too_many(colliders))
         return self.rows.add(
-            inside, self.embedding_nodes[inside], self.embedding_weights[inside],
-            colliders, np.full(len(inside), -1),
-        )  # fmt: skip
+            inside, self.embedding_nodes[inside], self.embedding_weights[inside], colliders
+        )
 
     def _too_many(self, colliders: np.ndarray) -> str:
         worst = int(np.bincount(colliders).argmax())
@@ -255,91 +283,119 @@ class Contacts:
             "move it out of the head."
         )
 
+    def _face_normals(self, positions: np.ndarray) -> np.ndarray:
+        """Area-weighted normals (T, 3) of the lip contact triangles at ``positions``."""
+        corners = positions[self.lip_triangles]
+        return np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+
     def _lip_geometry(self, positions: np.ndarray):
         """Each lip node against its candidate triangles of the other lip (Q, k) at
-        ``positions`` (N, 3): (signed depth along the triangle's outward normal, > 0 on the
-        outer side; barycentric coordinates (Q, k, 3) of its projection; whether the node
-        projects onto the triangle within reach)."""
+        ``positions`` (N, 3): (signed depth along the other lip's smooth normal at the
+        node's projection onto the triangle, > 0 on the outer side; the surface points
+        (Q, k, 3) and smooth unit normals (Q, k, 3) there; whether the node projects onto
+        the triangle within reach; the projection's barycentric weights (Q, k, 3)). The
+        smooth normal (vertex normals interpolated) turns continuously as a node slides
+        from one triangle to the next."""
         triangles = self.lip_triangles[self.lip_candidates]  # (Q, k, 3)
         corners = positions[triangles]  # (Q, k, 3, 3)
         normals = np.cross(corners[..., 1, :] - corners[..., 0, :],
                            corners[..., 2, :] - corners[..., 0, :])  # fmt: skip
+        vertex_normals = np.zeros_like(positions)
+        np.add.at(vertex_normals, self.lip_triangles.ravel(),
+                  np.repeat(self._face_normals(positions), 3, axis=0))  # fmt: skip
         normals /= np.maximum(np.linalg.norm(normals, axis=-1, keepdims=True), 1e-12)
         point = positions[self.lip_nodes][:, None, :]
-        depth = np.einsum("qkd,qkd->qk", point - corners[..., 0, :], normals)
-        bary = barycentric_on_triangles(point - depth[..., None] * normals, corners)
-        facing = (bary.min(axis=-1) > -LIP_BARY_SLACK) & (depth > -LIP_DEPTH_CM)
-        return depth, bary, facing
+        flat = np.einsum("qkd,qkd->qk", point - corners[..., 0, :], normals)
+        bary = barycentric_on_triangles(point - flat[..., None] * normals, corners)
+        facing = (bary.min(axis=-1) > -LIP_BARY_SLACK) & (flat > -LIP_DEPTH_CM)
+        weights = np.clip(bary, 0.0, None)
+        weights /= np.maximum(weights.sum(axis=-1, keepdims=True), 1e-12)
+        smooth = np.einsum("qkc,qkcd->qkd", weights, vertex_normals[triangles])
+        smooth /= np.maximum(np.linalg.norm(smooth, axis=-1, keepdims=True), 1e-12)
+        surface = np.einsum("qkc,qkcd->qkd", weights, corners)
+        depth = np.einsum("qkd,qkd->qk", point - surface, smooth)
+        return depth, surface, smooth, facing, weights
 
     def lip_penetration_cm(self, volume_positions: np.ndarray) -> float:
         """How far (cm) the deepest lip node lies inside the other lip beyond where it lies
         at rest, for mesh positions (N, 3); 0 without lip contact surfaces."""
         if self.lip_nodes is None:
             return 0.0
-        depth, _, facing = self._lip_geometry(np.asarray(volume_positions, np.float64))
-        beyond = np.where(facing, depth - np.minimum(self.lip_rest_depth, 0.0), np.inf)
+        depth, *_, facing, _ = self._lip_geometry(np.asarray(volume_positions, np.float64))
+        beyond = np.where(facing, depth - self.lip_rest_depth, np.inf)
         return float(max(-beyond.min(), 0.0))
 
-    def _lip_rows(self, positions: np.ndarray) -> int:
-        """Rows for lip nodes inside the other lip, at ``positions`` (N, 3): each lip node
-        against the nearest facing triangles of the other lip (candidates from the rest
-        shape), inside when it projects onto one and lies deeper behind it than at rest (by
-        less than ``LIP_DEPTH_CM``). Returns how many rows are new."""
-        depth, bary, facing = self._lip_geometry(positions)
-        hit = facing & (depth < np.minimum(self.lip_rest_depth, 0.0))
-        node_hit = hit.any(axis=1)
-        if not node_hit.any():
+    def _lip_rows(self, positions: np.ndarray, near_cm: float = 0.0) -> int:
+        """Rows for lip nodes inside the other lip (or within ``near_cm`` of it) at
+        ``positions`` (N, 3): a node is inside when it projects onto one of its candidate
+        triangles (from the rest shape) and lies deeper behind the other lip's surface
+        there than at rest (by less than ``LIP_DEPTH_CM``). One row per node and triangle
+        (``key`` −1 − (node · T + triangle)), for the nearest such triangle: the node
+        against its projection's point b of the triangle (weights (1, −b)), so the row
+        moves with the other lip, no deeper than at rest (``rest_gap``). Its plane is
+        fixed when found (``_lip_planes``). Returns how many rows are new."""
+        depth, _, _, facing, weights = self._lip_geometry(positions)
+        hit = facing & (depth < self.lip_rest_depth + near_cm)
+        q = np.flatnonzero(hit.any(axis=1))
+        if not len(q):
             return 0
-        best = np.argmax(np.where(hit, -np.abs(depth), -np.inf), axis=1)[node_hit]
-        rows = np.flatnonzero(node_hit)
-        chosen = self.lip_candidates[rows, best]
-        b = np.clip(bary[rows, best], 0.0, None)
-        b /= b.sum(axis=1, keepdims=True)
-        nodes = np.c_[self.lip_nodes[rows], self.lip_triangles[chosen]]
-        weights = np.c_[np.ones(len(rows)), -b]
+        best = np.where(hit[q], np.abs(depth[q]), np.inf).argmin(axis=1)
+        chosen = self.lip_candidates[q, best]
+        nodes = np.c_[self.lip_nodes[q], self.lip_triangles[chosen]]
         movable = (self.free_slot[nodes] >= 0).any(axis=1)
-        keys = -1 - (self.lip_nodes[rows] * len(self.lip_triangles) + chosen)
-        rest = self.rest_positions[nodes]  # (r, 4, 3)
-        normal = np.cross(rest[:, 2] - rest[:, 1], rest[:, 3] - rest[:, 1])
-        normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-12)
-        rest_gap = np.minimum(np.einsum("pd,pkd,pk->p", normal, rest, weights), 0.0)
-        return self.rows.add(
-            keys[movable], nodes[movable], weights[movable],
-            np.full(movable.sum(), -1), chosen[movable], rest_gap[movable],
+        keys = -1 - (self.lip_nodes[q] * len(self.lip_triangles) + chosen)
+        rest_gap = self.lip_rest_depth[q, best]
+        before = len(self.rows.keys)
+        fresh = self.rows.add(
+            keys[movable], nodes[movable], np.c_[np.ones(len(q)), -weights[q, best]][movable],
+            np.full(movable.sum(), -1), rest_gap[movable],
         )  # fmt: skip
+        self._lip_planes(positions, np.arange(len(self.rows.keys)) >= before)
+        return fresh
 
-    # --- the constrained global step ---------------------------------------------------------
-
-    def _planes(self, positions: np.ndarray):
-        """(normals (m, 3), offsets (m,)) of every row at ``positions`` (N, 3): the row
-        reads Σ_k w_k nᵀx_k ≥ offset + margin."""
+    def _lip_planes(self, positions: np.ndarray, lip: np.ndarray, normals=None, offsets=None):
+        """Planes of the lip rows ``lip`` (bool over rows) at ``positions`` (N, 3), into
+        ``normals`` / ``offsets`` (default: the rows'): the other lip's smooth normal (its
+        vertex normals interpolated) at the row's point of the triangle; the row reads
+        nᵀ(x_node − x_b) ≥ rest_gap (no margin: closed lips touch)."""
         rows = self.rows
-        where = np.einsum("pk,pkd->pd", rows.weights, positions[rows.nodes])
-        normals = np.zeros_like(where)
-        offsets = np.zeros(len(where))
+        normals = rows.normals if normals is None else normals
+        offsets = rows.offsets if offsets is None else offsets
+        index = np.flatnonzero(lip)
+        if not len(index):
+            return
+        vertex_normals = np.zeros_like(positions)
+        np.add.at(vertex_normals, self.lip_triangles.ravel(),
+                  np.repeat(self._face_normals(positions), 3, axis=0))  # fmt: skip
+        smooth = -np.einsum("pk,pkd->pd", rows.weights[index, 1:],
+                            vertex_normals[rows.nodes[index, 1:]])  # fmt: skip
+        normals[index] = smooth / np.maximum(np.linalg.norm(smooth, axis=1, keepdims=True), 1e-12)
+        offsets[index] = rows.rest_gap[index] - self.margin
+
+    def _update_planes(self, positions: np.ndarray) -> None:
+        """The rows' planes at ``positions`` (N, 3) into ``rows.normals`` / ``offsets``: a
+        sphere's tangent plane at the skin point's direction (outside the sphere), a
+        plane collider itself, the other lip's smooth tangent plane (``_lip_planes``)."""
+        rows = self.rows
+        normals, offsets = rows.normals, rows.offsets
         collider = rows.collider
         sphere_count = len(self.sphere_radii)
         sphere = (collider >= 0) & (collider < sphere_count)
-        centres = self.sphere_centres[collider[sphere]]
-        direction = where[sphere] - centres
-        direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-12)
-        normals[sphere] = direction
-        offsets[sphere] = np.einsum("pd,pd->p", direction, centres)
-        offsets[sphere] += self.sphere_radii[collider[sphere]]
+        if sphere.any():
+            where = np.einsum("pk,pkd->pd", rows.weights[sphere], positions[rows.nodes[sphere]])
+            centres = self.sphere_centres[collider[sphere]]
+            direction = where - centres
+            direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-12)
+            normals[sphere] = direction
+            offsets[sphere] = np.einsum("pd,pd->p", direction, centres)
+            offsets[sphere] += self.sphere_radii[collider[sphere]]
         plane = collider >= sphere_count
         index = collider[plane] - sphere_count
         normals[plane] = self.plane_normal_values[index]
         offsets[plane] = np.einsum(
             "pd,pd->p", self.plane_normal_values[index], self.plane_point_values[index]
         )
-        lip = rows.triangle >= 0
-        if lip.any():
-            corners = positions[self.lip_triangles[rows.triangle[lip]]]
-            normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-            normals[lip] = normal / np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-12)
-            # lips closed at rest touch: no margin between them, and no more than at rest
-            offsets[lip] = rows.rest_gap[lip] - self.margin
-        return normals, offsets
+        self._lip_planes(positions, collider < 0)
 
     def _basis(self, factor) -> tuple[np.ndarray, np.ndarray]:
         """(Z = K⁻¹B (n, m), BᵀZ (m, m)) for the frame's rows, extended for new rows only:
@@ -371,6 +427,23 @@ class Contacts:
         rows.basis = (response, coupling)
         return response, coupling
 
+    def hold(self, positions: np.ndarray, point: np.ndarray) -> np.ndarray:
+        """``point`` (n, 3) free positions moved onto the rows' planes (the nearest such
+        point in the global matrix's norm); ``point`` itself when it satisfies them.
+        ``positions`` is the frame's buffer (its free part is overwritten)."""
+        rows = self.rows
+        if rows.basis is None or len(rows.basis[1]) != len(rows.keys):
+            return point
+        response, coupling = rows.basis
+        positions[self.free_nodes] = point
+        reach = np.einsum("pk,pkd->pd", rows.weights, positions[rows.nodes])
+        gaps = np.einsum("pd,pd->p", rows.normals, reach) - rows.offsets - self.margin
+        if gaps.min(initial=0.0) >= 0.0:
+            return point
+        normals = rows.normals
+        forces = solve_lcp(coupling * (normals @ normals.T), gaps, rows.forces)
+        return point + response @ (forces[:, None] * normals)
+
     def project(self, factor, positions, current, free_target, upload):
         """The global step under the contacts: the minimiser of the frame's quadratic with
         every skin point outside the colliders and (HR) no lip node inside the other lip,
@@ -380,11 +453,12 @@ class Contacts:
         (n, 3) the unconstrained minimiser, ``current`` (n, 3) the iterate it came from,
         ``upload(positions)`` copies positions to the Warp array detection reads. Each row
         is linearised at the current positions (a collider's tangent plane, which for a
-        sphere lies outside it; a lip triangle's plane). With Z = K⁻¹B (B: the rows' node
-        weights on the free nodes, one column per row) the contact forces λ ≥ 0 solve the
-        small complementarity problem W λ + gap(x̃) ≥ 0 ⟂ λ, W = (BᵀZ) ∘ (N Nᵀ), and
-        x = x̃ + Z (λ ⊙ N). Points that a correction pushes into contact join the rows and
-        the step is redone. The rows and their Z depend on the factor, fixed in a frame."""
+        sphere lies outside it; the other lip's smooth tangent plane). With Z = K⁻¹B (B:
+        the rows' node weights on the free nodes, one column per row) the contact forces
+        λ ≥ 0 solve the small complementarity problem W λ + gap(x̃) ≥ 0 ⟂ λ,
+        W = (BᵀZ) ∘ (N Nᵀ), and x = x̃ + Z (λ ⊙ N). Points that a correction pushes into
+        contact join the rows and the step is redone. The rows and their Z depend on the
+        factor, fixed in a frame."""
         free = self.free_nodes
         solution, rows = free_target, self.rows
         for attempt in range(CONTACT_ROUNDS):
@@ -399,7 +473,8 @@ class Contacts:
                 break
             response, coupling = self._basis(factor)
             positions[free] = current
-            normals, offsets = self._planes(positions)
+            self._update_planes(positions)
+            normals, offsets = rows.normals, rows.offsets
             positions[free] = free_target
             reach = np.einsum("pk,pkd->pd", rows.weights, positions[rows.nodes])
             gaps = np.einsum("pd,pd->p", normals, reach) - offsets - self.margin

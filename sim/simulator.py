@@ -699,7 +699,7 @@ class Simulator:
             frame.system = self._constant_ff + active_ff
             if frame.springs:
                 frame.system = frame.system + self._penalty_matrix(*frame.springs[:3])
-        self.contacts.begin_frame(controls.colliders)
+        self.contacts.begin_frame(controls.colliders, positions)
         return frame
 
     def _stiffen(self, frame: _Frame, positions: np.ndarray, colliding: bool):
@@ -858,6 +858,10 @@ class Simulator:
                 x, converged = plain, True
                 break
             extrapolated = None if accelerator is None else accelerator.extrapolate(x, plain)
+            if extrapolated is not None and self.contacts.active:
+                # an extrapolation into a lip or collider would look cheaper to the energy
+                # safeguard than any admissible iterate: move it onto the contacts first
+                extrapolated = self.contacts.hold(frame.positions, extrapolated)
             x, fallback = (plain, None) if extrapolated is None else (extrapolated, plain)
         if not converged and fallback is not None:
             x = fallback
