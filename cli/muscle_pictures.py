@@ -1,6 +1,7 @@
 """``python -m physface muscle-pictures --preset default --out out/muscles``: the skin with
 each muscle alone at full activation (and the jaw open), coloured by how far each skin
-point moved (white 0 → red ≥ 5 mm), front and three-quarter, plus a contact sheet. The
+point moved (white 0 → red ≥ 5 mm), front and three-quarter, plus a contact sheet; the lid
+muscles also close up on the eyes (with the eyeballs, ``<preset>_lid_muscles.png``). The
 check that every muscle moves the face the way that muscle moves a real face."""
 
 from pathlib import Path
@@ -11,6 +12,7 @@ from ..sim.data_paths import data_argument
 from . import make_parser, output_folder, run_reporting_errors
 
 FULL_SCALE_MM = 5.0
+EYEBALL_COLOUR = (0.85, 0.84, 0.8)
 
 
 def _heat(displacement_mm: np.ndarray) -> np.ndarray:
@@ -38,20 +40,52 @@ def render_muscle_pictures(preset: str, out_dir: Path, data=None, muscles=None) 
     skin = np.concatenate([model.region(r) for r in OUTER_SKIN_REGIONS])
     triangles = model.triangles(skin)
     names = muscles or [n for n in rig.muscle_names if not n.endswith("_R")]
+    lid_muscles = set() if rig.lids is None else {rig.muscle_names[m] for m in rig.lids.lid_muscles}
+    eyes = _eye_close_up(model, rest)
     cases = [(name, Controls(activations={name: 1.0})) for name in names]
     cases.append(("jaw_open_20deg", Controls(jaw=JawPose(opening_deg=20.0))))
-    paths, labels = [], []
+    paths, labels, lid_paths, lid_labels = [], [], [], []
     for name, controls in cases:
         player.reset()  # each muscle alone, from rest
         positions = player.play(0, controls).positions.copy()
         moved = 10.0 * np.linalg.norm(positions - rest, axis=1)
-        mesh = SnapshotMesh(positions, triangles, vertex_colors=_heat(moved))
+        colours = _heat(moved)
+        mesh = SnapshotMesh(positions, triangles, vertex_colors=colours)
         views = render_views([mesh], out_dir, name, ("front", "three_quarter"),
                              resolution=(420, 420), engine="BLENDER_WORKBENCH")  # fmt: skip
         paths += views
         labels += [f"{name} max {moved[skin].max():.1f} mm", name]
+        if name in lid_muscles:
+            triangles_eyes, eyeballs = eyes
+            colours[eyeballs] = EYEBALL_COLOUR
+            mesh = SnapshotMesh(positions, triangles_eyes, vertex_colors=colours)
+            lid_paths += render_views([mesh], out_dir, f"{name}_eyes", ("front",), (640, 420),
+                                      engine="BLENDER_WORKBENCH")  # fmt: skip
+            lid_labels.append(f"{name} max {moved[skin].max():.1f} mm")
     sheet = contact_sheet(paths, out_dir / f"{preset}_muscles_alone.png", 6, labels)
+    if lid_paths:
+        lids = contact_sheet(lid_paths, out_dir / f"{preset}_lid_muscles.png", 2, lid_labels)
+        return [*paths, *lid_paths, lids, sheet]
     return [*paths, sheet]
+
+
+def _eye_close_up(model, rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(triangles (T, 3) of the skin and eyeballs around both eyes, the eyeballs' vertex
+    ids): the demo's eye close-up region of the ICT mesh at rest ``rest`` (V, 3)."""
+    from types import SimpleNamespace
+
+    from ..nets.evaluate import close_up_regions
+    from ..sim.face_model import REGIONS
+
+    eyeballs = np.concatenate([np.arange(*REGIONS[p]) for p in ("eyeball_left", "eyeball_right")])
+    skin = np.arange(REGIONS["face"][0], REGIONS["head_neck"][1])
+    shown = np.concatenate([skin, eyeballs])
+    regions = close_up_regions(
+        SimpleNamespace(skin_rest=rest, skin_triangles=model.triangles(shown),
+                        skin_vertices=np.arange(len(rest))),
+        model.landmarks,
+    )  # fmt: skip
+    return regions["eyes"], eyeballs
 
 
 def main(argv: list[str]) -> int:

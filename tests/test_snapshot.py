@@ -142,3 +142,18 @@ def test_contact_sheet_tiles_images_row_by_row(blender, tmp_path):
     assert labelled.shape[1] == 120 and labelled.shape[0] > 30
     strip = labelled[: labelled.shape[0] - 30, :40, :3]
     assert strip.min() < 0.1 and strip.max() > 0.5
+
+
+def test_muscle_pictures_close_up_on_the_lids(blender, tmp_path):
+    """A lid muscle gets an eye close-up: the closing lid is red (moved ≥ 5 mm), the open
+    eye beside it is not."""
+    from physface.cli.muscle_pictures import render_muscle_pictures
+
+    paths = render_muscle_pictures("tiny", tmp_path, muscles=["orbicularis_oculi_palpebral_L"])
+    sheet = tmp_path / "tiny_lid_muscles.png"
+    assert sheet in paths and (tmp_path / "tiny_muscles_alone.png") in paths
+    pixels = read_png(blender, tmp_path / "orbicularis_oculi_palpebral_L_eyes_front.png")
+    red = (pixels[..., 0] > 0.5) & (pixels[..., 1] < 0.2) & (pixels[..., 2] < 0.2)
+    half = pixels.shape[1] // 2  # the subject's left eye is on the image's right
+    assert red[:, half:].mean() > 0.004  # the closed lid: ~0.8 % of the half on tiny
+    assert red[:, :half].mean() < 0.001
