@@ -20,8 +20,9 @@ def _names(text: str | None) -> tuple[str, ...] | None:
 
 
 def status_table(rows: list[dict]) -> str:
-    """One line per sequence and resolution: frames done/total and seconds per frame."""
-    lines = [f"{'sequence':<14} {'res':<3} {'frames':>9} {'s/frame':>8}  state"]
+    """One line per sequence and resolution: frames done/total, seconds per frame and the
+    frames that reached the solver's tolerance; a summary line per resolution."""
+    lines = [f"{'sequence':<14} {'res':<3} {'frames':>9} {'s/frame':>8} {'converged':>9}  state"]
     for row in rows:
         per_frame = row["seconds_per_frame"]
         per_frame = f"{per_frame:8.3f}" if per_frame is not None else f"{'-':>8}"
@@ -29,7 +30,8 @@ def status_table(rows: list[dict]) -> str:
         warnings = f"  {row['warnings']} clamp warnings" if row["warnings"] else ""
         lines.append(
             f"{row['sequence']:<14} {row['resolution']:<3} "
-            f"{row['done']:>4}/{row['frames']:<4} {per_frame}  {state}{warnings}"
+            f"{row['done']:>4}/{row['frames']:<4} {per_frame} {row['converged']:>9}  "
+            f"{state}{warnings}"
         )
     for resolution in ("lr", "hr"):
         chosen = [r for r in rows if r["resolution"] == resolution and r["seconds_per_frame"]]
@@ -37,9 +39,11 @@ def status_table(rows: list[dict]) -> str:
             done = sum(r["done"] for r in chosen)
             seconds = sum(r["done"] * r["seconds_per_frame"] for r in chosen)
             total = sum(r["frames"] for r in rows if r["resolution"] == resolution)
+            converged = sum(r["converged"] for r in chosen)
             lines.append(
                 f"{resolution.upper()}: {done}/{total} frames, {seconds / done:.3f} s/frame "
-                f"(simulation in one process), {seconds / 60:.1f} process-minutes"
+                f"(simulation in one process), {seconds / 60:.1f} process-minutes; "
+                f"{converged}/{done} ({100.0 * converged / done:.0f} %) reached the tolerance"
             )
     return "\n".join(lines)
 

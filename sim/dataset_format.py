@@ -142,7 +142,8 @@ def read_controls(path: str | Path, name: str):
 
 def dataset_status(out_dir: str | Path) -> list[dict]:
     """Per sequence and resolution of the folder's rig (LR, and HR when it has one):
-    frames committed, total, complete, mean seconds per frame (from the manifests)."""
+    frames committed, total, complete, mean seconds per frame (from the manifests) and how
+    many of the committed frames reached the solver's tolerance (``converged``)."""
     out_dir = Path(out_dir)
     meta = read_dataset(out_dir)
     rows = []
@@ -150,6 +151,10 @@ def dataset_status(out_dir: str | Path) -> list[dict]:
         for resolution in (r for r in RESOLUTIONS if r in meta["meshes"]):
             manifest = read_json(manifest_path(out_dir, sequence["name"], resolution)) or {}
             done = frames_done(manifest, sequence["frames"])
+            converged = 0
+            if done:
+                frames = read_sequence(out_dir, sequence["name"], resolution)
+                converged = int(np.count_nonzero(frames["converged"]))
             rows.append(
                 {
                     "sequence": sequence["name"],
@@ -159,6 +164,7 @@ def dataset_status(out_dir: str | Path) -> list[dict]:
                     "complete": bool(manifest.get("complete")),
                     "seconds_per_frame": mean_seconds(manifest, 0, done) if manifest else None,
                     "warnings": manifest.get("warnings", 0),
+                    "converged": converged,
                 }
             )
     return rows

@@ -130,3 +130,18 @@ def test_ctrl_c_during_dataset_keeps_the_frames_and_says_so(tmp_path):
         if rows[name]["done"]:
             skin = read_sequence(out, name, "lr")["skin"]
             assert len(skin) == rows[name]["done"] and not rows[name]["complete"]
+
+
+def test_dataset_status_counts_the_frames_that_reached_the_tolerance():
+    from physface.cli.dataset import status_table
+
+    def row(sequence, done, seconds, converged):
+        return {"sequence": sequence, "resolution": "hr", "done": done, "frames": 10,
+                "complete": done == 10, "seconds_per_frame": seconds, "warnings": 0,
+                "converged": converged}  # fmt: skip
+
+    text = status_table([row("anger", 8, 2.0, 6), row("fear", 10, 4.0, 2), row("pain", 0, None, 0)])
+    lines = text.splitlines()
+    assert lines[1].split()[:5] == ["anger", "hr", "8/10", "2.000", "6"]
+    assert lines[-1].startswith("HR: 18/30 frames")
+    assert lines[-1].endswith("8/18 (44 %) reached the tolerance")

@@ -318,7 +318,7 @@ def test_deadline_stops_cleanly(tmp_path, straight, settings):
     import time
 
     from physface.sim.dataset import generate_dataset
-    from physface.sim.dataset_format import dataset_status, file_sha256
+    from physface.sim.dataset_format import dataset_status, file_sha256, read_sequence
 
     out = tmp_path / "deadline"
     run = generate_dataset(
@@ -329,6 +329,9 @@ def test_deadline_stops_cleanly(tmp_path, straight, settings):
     rows = {(r["sequence"], r["resolution"]): r for r in dataset_status(out)}
     assert rows[("pain", "lr")]["complete"] and rows[("pain", "lr")]["done"] == FRAMES
     assert rows[("anger", "lr")]["done"] == 0 and not rows[("anger", "lr")]["complete"]
+    reached = read_sequence(out, "pain", "lr")["converged"]
+    assert rows[("pain", "lr")]["converged"] == int(reached.sum()) > 0
+    assert rows[("anger", "lr")]["converged"] == 0
     assert file_sha256(out / "pain" / "lr.npz") == file_sha256(straight / "pain" / "lr.npz")
 
 
