@@ -29,14 +29,12 @@ CLOSE_UP_PARTS = {
 def compare_skins(head, out: Path, samples: int, say=print) -> dict:
     """Coarse against fine over the demo performance: stretched edges at the mouth-open
     frames and the close-ups; returns the report written to ``out/skins.json``."""
-    from types import SimpleNamespace
-
     import numpy as np
 
     from ..blender import live
     from ..blender.demo_scene import BLINK_FRAMES, PERFORMANCE, coarse_and_fine
     from ..blender.snapshot import SnapshotMesh, contact_sheet, render_views
-    from ..nets.evaluate import close_up_regions, mouth_open_frames
+    from ..nets.evaluate import ict_close_ups, mouth_open_frames
     from ..sim.face_model import REGIONS, load_face_model
     from ..sim.metrics import stretched_edges
     from ..sim.neighbours import triangle_edges
@@ -67,13 +65,7 @@ def compare_skins(head, out: Path, samples: int, say=print) -> dict:
             f"most {per_frame.max()} (frame {worst})")  # fmt: skip
 
     picks = {"jaw open": int(np.argmax(jaw)), "lids closing": int(np.argmax(lids))}
-    shown = np.concatenate([skin, *(np.arange(*REGIONS[r]) for r in CLOSE_UP_PARTS)])
-    everything = np.arange(len(ict_rest))
-    regions = close_up_regions(
-        SimpleNamespace(skin_rest=ict_rest, skin_triangles=face.triangles(shown),
-                        skin_vertices=everything),
-        face.landmarks,
-    )  # fmt: skip
+    regions = ict_close_ups(face, ict_rest, CLOSE_UP_PARTS)
     colours = np.tile(np.asarray(SKIN_COLOUR[:3], np.float32), (len(ict_rest), 1))
     for part, colour in CLOSE_UP_PARTS.items():
         colours[slice(*REGIONS[part])] = colour

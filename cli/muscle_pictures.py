@@ -26,9 +26,10 @@ def _heat(displacement_mm: np.ndarray) -> np.ndarray:
 def render_muscle_pictures(preset: str, out_dir: Path, data=None, muscles=None) -> list[Path]:
     """One picture per muscle (left side and midline; right mirrors left) and the jaw."""
     from ..blender.snapshot import SnapshotMesh, contact_sheet, render_views
+    from ..nets.evaluate import ict_close_ups
     from ..sim.anatomy import JawPose
     from ..sim.controls import Controls
-    from ..sim.face_model import load_face_model
+    from ..sim.face_model import REGIONS, load_face_model
     from ..sim.playback import HeadPlayer
     from ..sim.rig import load_rig
     from ..sim.tissue import OUTER_SKIN_REGIONS
@@ -41,7 +42,9 @@ def render_muscle_pictures(preset: str, out_dir: Path, data=None, muscles=None) 
     triangles = model.triangles(skin)
     names = muscles or [n for n in rig.muscle_names if not n.endswith("_R")]
     lid_muscles = set() if rig.lids is None else {rig.muscle_names[m] for m in rig.lids.lid_muscles}
-    eyes = _eye_close_up(model, rest)
+    eyeball_parts = ("eyeball_left", "eyeball_right")
+    eye_triangles = ict_close_ups(model, rest, eyeball_parts)["eyes"]
+    eyeballs = np.concatenate([np.arange(*REGIONS[part]) for part in eyeball_parts])
     cases = [(name, Controls(activations={name: 1.0})) for name in names]
     cases.append(("jaw_open_20deg", Controls(jaw=JawPose(opening_deg=20.0))))
     paths, labels, lid_paths, lid_labels = [], [], [], []
@@ -56,9 +59,8 @@ def render_muscle_pictures(preset: str, out_dir: Path, data=None, muscles=None) 
         paths += views
         labels += [f"{name} max {moved[skin].max():.1f} mm", name]
         if name in lid_muscles:
-            triangles_eyes, eyeballs = eyes
             colours[eyeballs] = EYEBALL_COLOUR
-            mesh = SnapshotMesh(positions, triangles_eyes, vertex_colors=colours)
+            mesh = SnapshotMesh(positions, eye_triangles, vertex_colors=colours)
             lid_paths += render_views([mesh], out_dir, f"{name}_eyes", ("front",), (640, 420),
                                       engine="BLENDER_WORKBENCH")  # fmt: skip
             lid_labels.append(f"{name} max {moved[skin].max():.1f} mm")
@@ -67,25 +69,6 @@ def render_muscle_pictures(preset: str, out_dir: Path, data=None, muscles=None) 
         lids = contact_sheet(lid_paths, out_dir / f"{preset}_lid_muscles.png", 2, lid_labels)
         return [*paths, *lid_paths, lids, sheet]
     return [*paths, sheet]
-
-
-def _eye_close_up(model, rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(triangles (T, 3) of the skin and eyeballs around both eyes, the eyeballs' vertex
-    ids): the demo's eye close-up region of the ICT mesh at rest ``rest`` (V, 3)."""
-    from types import SimpleNamespace
-
-    from ..nets.evaluate import close_up_regions
-    from ..sim.face_model import REGIONS
-
-    eyeballs = np.concatenate([np.arange(*REGIONS[p]) for p in ("eyeball_left", "eyeball_right")])
-    skin = np.arange(REGIONS["face"][0], REGIONS["head_neck"][1])
-    shown = np.concatenate([skin, eyeballs])
-    regions = close_up_regions(
-        SimpleNamespace(skin_rest=rest, skin_triangles=model.triangles(shown),
-                        skin_vertices=np.arange(len(rest))),
-        model.landmarks,
-    )  # fmt: skip
-    return regions["eyes"], eyeballs
 
 
 def main(argv: list[str]) -> int:

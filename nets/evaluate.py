@@ -207,6 +207,21 @@ def close_up_regions(rest, landmarks=None, worst_row: int | None = None) -> dict
     return {name: tri for name, tri in regions.items() if len(tri)}
 
 
+def ict_close_ups(face, rest: np.ndarray, parts=()) -> dict[str, np.ndarray]:
+    """``close_up_regions`` of the whole ICT mesh at positions ``rest`` (V, 3): the visible
+    skin (face and head) with the named ``face_model.REGIONS`` ``parts`` drawn along
+    (eyeballs, teeth), the close-ups chosen by the ICT landmarks."""
+    from types import SimpleNamespace
+
+    from ..sim.face_model import REGIONS
+
+    skin = np.arange(REGIONS["face"][0], REGIONS["head_neck"][1])
+    shown = np.concatenate([skin, *(np.arange(*REGIONS[part]) for part in parts)])
+    whole = SimpleNamespace(skin_rest=rest, skin_triangles=face.triangles(shown),
+                            skin_vertices=np.arange(len(rest)))  # fmt: skip
+    return close_up_regions(whole, face.landmarks)
+
+
 def pick_render_frames(evaluation: SequenceEvaluation, count: int) -> list[tuple[int, str]]:
     """Up to ``count`` indices into the evaluated frames with why: the widest mouth
     opening (largest fine motion among the mouth-open frames), the largest embedded error,
@@ -431,6 +446,7 @@ __all__ = [
     "RenderFrame",
     "SequenceEvaluation",
     "close_up_regions",
+    "ict_close_ups",
     "error_rows",
     "evaluate",
     "format_evaluation",
