@@ -91,7 +91,7 @@ class ContactRows:
     node outside the other lip at a point of one of its triangles (weights (1, −b), b fixed
     when found), no deeper than at rest (``rest_gap`` ≤ 0: the closed lips touch at rest).
     ``normals`` (m, 3) and ``offsets`` (m,) are the planes of the last step (they follow
-    the iterate); ``forces`` (m,) its contact forces; ``basis`` (Z, BᵀZ)."""
+    the iterate); ``forces`` (m,) its contact forces; ``basis`` (Z = K⁻¹B, BᵀZ)."""
 
     keys: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     nodes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64))
@@ -192,7 +192,6 @@ class Contacts:
             candidates.append(other[nearest.reshape(len(own), k)])
         k = min(c.shape[1] for c in candidates)
         self.lip_candidates = np.concatenate([c[:, :k] for c in candidates])
-        self.lip_rest_depth = np.zeros(self.lip_candidates.shape)
         depth, *_, facing, _ = self._lip_geometry(self.rest_positions)
         self.lip_rest_depth = np.where(facing, np.minimum(depth, 0.0), 0.0)
 
@@ -283,10 +282,14 @@ class Contacts:
             "move it out of the head."
         )
 
-    def _face_normals(self, positions: np.ndarray) -> np.ndarray:
-        """Area-weighted normals (T, 3) of the lip contact triangles at ``positions``."""
+    def _vertex_normals(self, positions: np.ndarray) -> np.ndarray:
+        """Area-weighted vertex normals (N, 3) of the lip contact surfaces at ``positions``
+        (N, 3), unnormalised (0 off the surfaces)."""
         corners = positions[self.lip_triangles]
-        return np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+        faces = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+        normals = np.zeros_like(positions)
+        np.add.at(normals, self.lip_triangles.ravel(), np.repeat(faces, 3, axis=0))
+        return normals
 
     def _lip_geometry(self, positions: np.ndarray):
         """Each lip node against its candidate triangles of the other lip (Q, k) at
@@ -300,9 +303,7 @@ class Contacts:
         corners = positions[triangles]  # (Q, k, 3, 3)
         normals = np.cross(corners[..., 1, :] - corners[..., 0, :],
                            corners[..., 2, :] - corners[..., 0, :])  # fmt: skip
-        vertex_normals = np.zeros_like(positions)
-        np.add.at(vertex_normals, self.lip_triangles.ravel(),
-                  np.repeat(self._face_normals(positions), 3, axis=0))  # fmt: skip
+        vertex_normals = self._vertex_normals(positions)
         normals /= np.maximum(np.linalg.norm(normals, axis=-1, keepdims=True), 1e-12)
         point = positions[self.lip_nodes][:, None, :]
         flat = np.einsum("qkd,qkd->qk", point - corners[..., 0, :], normals)
@@ -332,8 +333,8 @@ class Contacts:
         there than at rest (by less than ``LIP_DEPTH_CM``). One row per node and triangle
         (``key`` −1 − (node · T + triangle)), for the nearest such triangle: the node
         against its projection's point b of the triangle (weights (1, −b)), so the row
-        moves with the other lip, no deeper than at rest (``rest_gap``). Its plane is
-        fixed when found (``_lip_planes``). Returns how many rows are new."""
+        moves with the other lip, no deeper than at rest (``rest_gap``); its plane follows
+        the iterate (``_lip_planes``). Returns how many rows are new."""
         depth, _, _, facing, weights = self._lip_geometry(positions)
         hit = facing & (depth < self.lip_rest_depth + near_cm)
         q = np.flatnonzero(hit.any(axis=1))
@@ -353,20 +354,17 @@ class Contacts:
         self._lip_planes(positions, np.arange(len(self.rows.keys)) >= before)
         return fresh
 
-    def _lip_planes(self, positions: np.ndarray, lip: np.ndarray, normals=None, offsets=None):
-        """Planes of the lip rows ``lip`` (bool over rows) at ``positions`` (N, 3), into
-        ``normals`` / ``offsets`` (default: the rows'): the other lip's smooth normal (its
-        vertex normals interpolated) at the row's point of the triangle; the row reads
-        nᵀ(x_node − x_b) ≥ rest_gap (no margin: closed lips touch)."""
+    def _lip_planes(self, positions: np.ndarray, lip: np.ndarray) -> None:
+        """Planes of the lip rows ``lip`` (bool over rows) at ``positions`` (N, 3): the
+        other lip's smooth normal (its vertex normals interpolated) at the row's point of
+        the triangle; the row reads nᵀ(x_node − x_b) ≥ rest_gap (no margin: closed lips
+        touch). Taken at every iterate (``_update_planes``)."""
         rows = self.rows
-        normals = rows.normals if normals is None else normals
-        offsets = rows.offsets if offsets is None else offsets
+        normals, offsets = rows.normals, rows.offsets
         index = np.flatnonzero(lip)
         if not len(index):
             return
-        vertex_normals = np.zeros_like(positions)
-        np.add.at(vertex_normals, self.lip_triangles.ravel(),
-                  np.repeat(self._face_normals(positions), 3, axis=0))  # fmt: skip
+        vertex_normals = self._vertex_normals(positions)
         smooth = -np.einsum("pk,pkd->pd", rows.weights[index, 1:],
                             vertex_normals[rows.nodes[index, 1:]])  # fmt: skip
         normals[index] = smooth / np.maximum(np.linalg.norm(smooth, axis=1, keepdims=True), 1e-12)
