@@ -18,8 +18,7 @@ def _describe(material: Material) -> str:
         if material.passive_muscle_ratio is not None
         else f"muscles {material.muscle_stiffness_ratio:g}x flesh"
     )
-    sliding = material.sliding_stiffness
-    return muscles + (f", forehead sliding ({sliding:g} dyn/cm)" if sliding > 0 else "")
+    return muscles + (", forehead sliding" if material.forehead_sliding else ", forehead fixed")
 
 
 def main(argv: list[str]) -> int:
@@ -30,9 +29,9 @@ def main(argv: list[str]) -> int:
         "--data", type=data_argument, help="data folder (default: PHYSFACE_DATA or ../shared/data)"
     )
     parser.add_argument(
-        "--sliding-stiffness", type=float, default=Material.sliding_stiffness,
-        help="dyn/cm holding the forehead's gliding bone nodes to the bone (sim/sliding.py); "
-        "0: every bone node fixed (default %(default)g)",
+        "--fixed-forehead", action="store_true",
+        help="every bone node fixed (by default the forehead's bone nodes glide along the "
+        "bone: sim/sliding.py)",
     )  # fmt: skip
     parser.add_argument(
         "--passive-muscle-ratio", type=float, default=Material.passive_muscle_ratio,
@@ -50,7 +49,7 @@ def main(argv: list[str]) -> int:
         from ..sim.rig import load_rig
 
         material = Material(
-            sliding_stiffness=args.sliding_stiffness,
+            forehead_sliding=not args.fixed_forehead,
             passive_muscle_ratio=args.passive_muscle_ratio or None,
             muscle_stiffness_ratio=args.muscle_stiffness_ratio,
         )
@@ -66,7 +65,7 @@ def main(argv: list[str]) -> int:
               "elements inverted")  # fmt: skip
         report = {
             "preset": args.preset,
-            "material": {"sliding_stiffness": material.sliding_stiffness,
+            "material": {"forehead_sliding": material.forehead_sliding,
                          "passive_muscle_ratio": material.passive_muscle_ratio,
                          "muscle_stiffness_ratio": material.muscle_stiffness_ratio},
             "actions": [

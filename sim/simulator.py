@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.spatial import cKDTree
 import warp as wp
 
 from . import solver_kernels as kernels
@@ -36,11 +37,12 @@ from .errors import ControlError
 from .factor import FactorCache, single_threaded_blas
 from .rig import Rig
 from .simmesh import FREE, JAW, SKULL
-from .sliding import sliding_nodes
+from .sliding import Glide, sliding_nodes, tether_stiffness
 from .tetmesh import unique_edges
 from .tolerances import PLAYBACK_TOLERANCE, TRAINING_TOLERANCE
 
 ACCELERATIONS = ("none", "anderson")
+SPRING_PATCH_CM = 0.4  # a vertex spring pulls the skin within this radius as one
 POLARS = ("iterative", "svd")
 STAGES = ("setup", "local", "rhs", "solve", "contacts")
 
@@ -53,9 +55,9 @@ class Material:
     element's own shear stiffness (muscle is as incompressible as flesh);
     ``density`` in g/cm³; mass-proportional ``damping`` in 1/s (dynamics only);
     colliders keep the skin ``contact_margin_cm`` outside. (The rig keeps a soft band
-    between skull and jaw, so no element is driven by both bones.) ``sliding_stiffness``
-    (dyn/cm) > 0 lets the forehead's bone nodes glide along the bone (``sim/sliding.py``),
-    held to its tangent plane by that stiffness; 0 keeps every bone node fixed.
+    between skull and jaw, so no element is driven by both bones.) ``forehead_sliding``
+    lets the forehead's bone nodes glide along the bone, held exactly on its tangent planes
+    (``sim/sliding.py``); False keeps every bone node fixed.
     ``passive_muscle_ratio``: a relaxed muscle is that many times stiffer than flesh and
     stiffens with its activation up to ``muscle_stiffness_ratio`` (relaxed muscle is soft,
     an active one is what pulls); the global matrix then follows the activations: it is
@@ -70,7 +72,7 @@ class Material:
     density: float = 1.06
     damping: float = 5.0
     contact_margin_cm: float = 2.0e-3
-    sliding_stiffness: float = 1.0e7
+    forehead_sliding: bool = True
     passive_muscle_ratio: float | None = 2.0
     refactor_activation_change: float = 0.1
 
@@ -222,6 +224,13 @@ class _Anderson:
 
 CG_TOLERANCE = 1e-9  # relative residual of a preconditioned global solve
 CG_MAX_ITERATIONS = 200
+# The glide's planes hold to this fraction of the step tolerance (in mean edges), and
+# within an iteration to GLIDE_FORCING of the last step (an inexact projection while far
+# from the fixed point, exact as it converges: HR head_shake frames 3-10, inner solves per
+# iteration 3.4 at a fixed 0.1 of the tolerance), never looser than GLIDE_LOOSEST edges.
+GLIDE_GAP_FRACTION = 1e-2
+GLIDE_FORCING = 0.1
+GLIDE_LOOSEST = 1e-2
 
 
 def _preconditioned_cg(matrix, rhs, start, precondition) -> np.ndarray:
@@ -245,6 +254,33 @@ def _preconditioned_cg(matrix, rhs, start, precondition) -> np.ndarray:
         rz_next = np.einsum("ij,ij->j", residual, z)
         beta = np.divide(rz_next, rz, out=np.zeros_like(rz), where=rz > 0)
         direction = z + beta * direction
+        rz = rz_next
+    return x
+
+
+def _projected_cg(matrix, rhs, start, precondition) -> np.ndarray:
+    """Minimise ½xᵀ·matrix·x − rhsᵀx (n, 3) on the glide's planes by conjugate gradients
+    from a ``start`` on them, ``precondition`` mapping a residual to the planes' directions
+    (projected preconditioned CG; Gould, Hribar & Nocedal 2001). The planes couple the
+    three columns, so they are one vector here."""
+    x = np.array(start, dtype=np.float64)
+    residual = rhs - matrix @ x
+    z = precondition(residual)
+    scale = float(np.vdot(rhs, precondition(rhs)))
+    direction, rz = z.copy(), float(np.vdot(residual, z))
+    for _ in range(CG_MAX_ITERATIONS):
+        if rz <= CG_TOLERANCE**2 * scale:
+            break
+        product = matrix @ direction
+        curvature = float(np.vdot(direction, product))
+        if curvature <= 0.0:
+            break
+        alpha = rz / curvature
+        x += alpha * direction
+        residual -= alpha * product
+        z = precondition(residual)
+        rz_next = float(np.vdot(residual, z))
+        direction = z + (rz_next / rz) * direction
         rz = rz_next
     return x
 
@@ -340,10 +376,11 @@ class Simulator:
         self.node_count = len(self.rest_positions)
         self.sliding_nodes = np.zeros(0, dtype=np.int64)
         self.sliding_normals = np.zeros((0, 3))
-        if material.sliding_stiffness > 0:
+        if material.forehead_sliding:
             self.sliding_nodes, self.sliding_normals = sliding_nodes(
-                self.rest_positions, mesh.tets, tissue_labels
+                self.rest_positions, mesh.tets, tissue_labels, rig.anatomy.skin_positions
             )
+        self.sliding_tethers = tether_stiffness(self.rest_positions[self.sliding_nodes])
         labels = tissue_labels.copy()
         labels[self.sliding_nodes] = FREE
         self.free_nodes = np.flatnonzero(labels == FREE)
@@ -359,6 +396,13 @@ class Simulator:
         tets = mesh.tets[self.simulated_elements].astype(np.int32)
 
         rest_inverse, shape_weights, volume_weights = self._build_material(tets, muscles)
+        self.glide = None
+        if len(self.sliding_nodes):
+            self.glide = Glide(
+                len(self.free_nodes), self._sliding_slots, self.sliding_normals,
+                self.rest_positions[self.sliding_nodes],
+                GLIDE_GAP_FRACTION * self.tolerance * self.mean_edge_cm,
+            )  # fmt: skip
         self._build_global_matrix(tets, shape_weights + volume_weights, rest_inverse)
         self._allocate(tets, rest_inverse, shape_weights, volume_weights)
         lips = lip_contact or (lip_contact is None and resolution == "hr")
@@ -367,6 +411,7 @@ class Simulator:
             self.device, material.contact_margin_cm, rig.lip_zone if lips else None,
         )  # fmt: skip
         self.embedding = embedding
+        self._skin_tree = None  # of the embedded skin at rest, for vertex springs
         self._rest_state = SimulatorState(
             self.rest_positions.copy(),
             np.zeros((len(self.free_nodes), 3)),
@@ -439,9 +484,9 @@ class Simulator:
         if self.dynamics:
             h = self.time_step
             self._inertia = (1.0 + h * self.material.damping) * masses[free] / h**2
-        if len(self.sliding_nodes):  # the sliding constraint's part of the global matrix
+        if len(self.sliding_nodes):  # the tethers near the glide's edge
             diagonal = np.zeros(len(free))
-            diagonal[self._sliding_slots] = self.material.sliding_stiffness
+            diagonal[self._sliding_slots] = self.sliding_tethers
             self._stiffness_ff = (self._stiffness_ff + sp.diags(diagonal)).tocsc()
         # the part of the free/free matrix no control changes
         self._constant_ff = self._stiffness_ff + sp.diags(self._inertia)
@@ -518,6 +563,8 @@ class Simulator:
                 f"{self.resolution.upper()} mesh of {self.node_count}."
             )
         state = state.copy()
+        if self.glide is not None:
+            self.glide.reset()
         self.positions, self.velocities, self._head = state.positions, state.velocities, state.head
         self._previous_positions = state.previous_positions
         self.element_rotations.assign(state.element_rotations)
@@ -571,9 +618,14 @@ class Simulator:
                 nodes.append([spring.index] * 4)
                 weights.append([1.0, 0.0, 0.0, 0.0])
             elif spring.index in vertex_row:
-                row = vertex_row[spring.index]
-                nodes.append(self.contacts.embedding_nodes[row])
-                weights.append(self.contacts.embedding_weights[row])
+                rows, offsets = self._spring_patch(vertex_row[spring.index])
+                share = spring.stiffness / len(rows)
+                nodes.extend(self.contacts.embedding_nodes[rows])
+                weights.extend(self.contacts.embedding_weights[rows])
+                targets.extend(np.asarray(spring.target) + offsets)
+                stiffness.extend([share] * len(rows))
+                kept.append((spring.kind, spring.index, spring.stiffness))
+                continue
             elif spring.index in rigid:
                 warnings.append(f"point spring on rigid vertex {spring.index} has no effect")
                 continue
@@ -589,6 +641,17 @@ class Simulator:
             return None
         return (tuple(kept), np.array(nodes, np.int64), np.array(weights, np.float64),
                 np.array(stiffness, np.float64), np.array(targets, np.float64))  # fmt: skip
+
+    def _spring_patch(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """The embedded skin rows (P,) within SPRING_PATCH_CM of skin row ``row`` and their
+        rest offsets (P, 3) cm from it: a vertex spring pulls this patch as one (a fingertip,
+        not a needle: on one vertex, 1e6 dyn/cm loaded the few HR elements around it until
+        the solve stalled; lip_spring frames 13-15)."""
+        rest = self.rig.ict_rest_positions[self.embedding.vertices].astype(np.float64)
+        if self._skin_tree is None:
+            self._skin_tree = cKDTree(rest)
+        rows = np.array(sorted(self._skin_tree.query_ball_point(rest[row], SPRING_PATCH_CM)))
+        return rows, rest[rows] - rest[row]
 
     def _activation_vector(self, activations: dict[str, float]) -> np.ndarray:
         values = self._activations
@@ -648,6 +711,8 @@ class Simulator:
         frame = self._frame
         head = controls.head_transform
         frame.head = head
+        if self.glide is not None:
+            self.glide.begin_frame(head)
         frame.jaw = head @ self.rig.anatomy.jaw_transform(controls.jaw)
         frame.previous_free = frame.inertial_target = frame.gravity = None
         positions = frame.positions
@@ -756,12 +821,21 @@ class Simulator:
         self.factors = FactorCache(self._constant_ff + active_ff, self.backend)
         self._factored_activations = np.array(activations, dtype=np.float64)
 
-    def _global_solve(self, frame: _Frame, rhs: np.ndarray, start: np.ndarray) -> np.ndarray:
-        """The global step's solution (n, 3): the factor's, or conjugate gradients on the
-        frame's matrix preconditioned by it (from ``start``, the current iterate)."""
+    def _global_solve(self, frame: _Frame, rhs, start, residual: float) -> np.ndarray:
+        """The global step's solution (n, 3), on the glide's planes: the factor's, or
+        conjugate gradients on the frame's matrix preconditioned by it (from ``start``, the
+        current iterate). Far from the fixed point (the last ``residual``) the planes are
+        held more loosely: a fraction of the last step, down to the glide's tolerance."""
+        factor, glide = frame.factor, self.glide
         if frame.system is None:
-            return frame.factor.solve(rhs)
-        return _preconditioned_cg(frame.system, rhs, start, frame.factor.solve)
+            if glide is None:
+                return factor.solve(rhs)
+            loose = GLIDE_FORCING * min(residual, GLIDE_LOOSEST) * self.mean_edge_cm
+            return glide.solve(factor, rhs, loose)
+        if glide is None:
+            return _preconditioned_cg(frame.system, rhs, start, factor.solve)
+        start = glide.project(factor, start)
+        return _projected_cg(frame.system, rhs, start, lambda r: glide.tangent(factor, r))
 
     def _extra_energy(self, frame: _Frame, positions: np.ndarray) -> float:
         """Inertia, gravity and spring energy (erg) at ``positions`` (N, 3)."""
@@ -788,27 +862,13 @@ class Simulator:
         np.take(self._assemble(), self.free_nodes, axis=0, out=self._forces_free)
         rhs = np.add(self._forces_free, frame.rhs, out=self._rhs_free)
         energy += self._extra_energy(frame, frame.positions)
-        if len(self.sliding_nodes):
-            energy += self._slide(frame, x_free, rhs)
+        if self.glide is not None:
+            anchors, tethers = self.glide.anchors, self.sliding_tethers
+            rhs[self._sliding_slots] += tethers[:, None] * anchors
+            stretch = x_free[self._sliding_slots] - anchors
+            energy += 0.5 * float(tethers @ np.einsum("sd,sd->s", stretch, stretch))
         seconds["rhs"] += time.perf_counter() - clock
         return rhs, energy
-
-    def _sliding_gaps(self, frame: _Frame, x_free: np.ndarray):
-        """(sliding positions (S, 3), their world plane normals (S, 3), signed distances
-        (S,) cm from the bone's tangent planes, which move with the head)."""
-        rotation, offset = frame.head[:3, :3], frame.head[:3, 3]
-        normals = self.sliding_normals @ rotation.T
-        anchors = self.rest_positions[self.sliding_nodes] @ rotation.T + offset
-        positions = x_free[self._sliding_slots]
-        return positions, normals, np.einsum("ij,ij->i", positions - anchors, normals)
-
-    def _slide(self, frame: _Frame, x_free: np.ndarray, rhs: np.ndarray) -> float:
-        """The sliding constraint's local step: each node's projection onto its plane
-        enters the RHS (k·P(x)); returns its energy k/2 Σ gap² (erg)."""
-        positions, normals, gaps = self._sliding_gaps(frame, x_free)
-        k = self.material.sliding_stiffness
-        rhs[self._sliding_slots] += k * (positions - normals * gaps[:, None])
-        return 0.5 * k * float(gaps @ gaps)
 
     def step(self, controls: Controls | None = None) -> StepResult:
         """Advance one frame under ``controls``, validated here."""
@@ -844,7 +904,7 @@ class Simulator:
             energies.append(energy)
             clock = time.perf_counter()
             plain = next(b for b in self._iterates if b is not x and b is not fallback)
-            np.copyto(plain, self._global_solve(frame, rhs, x))
+            np.copyto(plain, self._global_solve(frame, rhs, x, residual))
             seconds["solve"] += time.perf_counter() - clock
             if self.contacts.active:
                 clock = time.perf_counter()
@@ -879,16 +939,15 @@ class Simulator:
             factorizations=self.factorizations - factorizations_before,
             max_penetration_cm=penetration,
             lip_penetration_cm=self.contacts.lip_penetration_cm(self.positions),
-            sliding_gap_cm=self._largest_sliding_gap(frame),
+            sliding_gap_cm=self._largest_sliding_gap(),
             seconds=seconds,
             activations=self._activations.copy(),
         )
 
-    def _largest_sliding_gap(self, frame: _Frame) -> float:
-        if not len(self.sliding_nodes):
+    def _largest_sliding_gap(self) -> float:
+        if self.glide is None:
             return 0.0
-        _, _, gaps = self._sliding_gaps(frame, self.positions[self.free_nodes])
-        return float(np.abs(gaps).max())
+        return float(np.abs(self.glide.gaps(self.positions[self.free_nodes])).max())
 
     def _store(self, frame: _Frame, x: np.ndarray) -> float:
         """Keep the frame's solution (free positions ``x`` (n, 3)) as the new state and
