@@ -39,9 +39,7 @@ MAX_SPRING_STIFFNESS = 1.0e8  # dyn/cm: a spring this stiff already pins its poi
 class PointSpring:
     """A zero-length spring pulling a point to ``target`` (3,) cm with ``stiffness`` in
     dyn/cm (force per cm of stretch). ``kind`` "vertex": ``index`` is an ICT vertex of the
-    simulated skin, which pulls the skin around it within ``SPRING_PATCH_CM`` as one
-    (``sim/simulator.py``; the stiffness shared); "node": ``index`` is a simulation-mesh
-    node."""
+    simulated skin (through the embedding); "node": ``index`` is a simulation-mesh node."""
 
     index: int
     target: tuple[float, float, float]

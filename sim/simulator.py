@@ -9,7 +9,9 @@ sparse factor of K = Σ 2 vol (μ_e + κ) GᵀG (+ M'/h²) over the free nodes, 
 neither the activations nor the jaw pose, so it is factored once per simulator. Point
 springs add k·ββᵀ to it (one more factor per set of springs, cached). Sphere and plane
 colliders (on the skin) and lip-to-lip contact (on the HR mesh) are hard unilateral
-constraints that never refactor (``contacts``). Anderson acceleration with an energy
+constraints that never refactor (``contacts``); the forehead's sliding bone nodes are held
+on their bone planes exactly in every global step (``sliding.Glide``). Anderson acceleration
+with an energy
 safeguard speeds up the fixed-point iteration; the frame is warm-started from the last
 solution carried along the head motion and extrapolated linearly. What carries from one
 frame to the next is one value, ``SimulatorState``; the skin is computed by the skin
@@ -27,7 +29,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.spatial import cKDTree
 import warp as wp
 
 from . import solver_kernels as kernels
@@ -42,7 +43,6 @@ from .tetmesh import unique_edges
 from .tolerances import PLAYBACK_TOLERANCE, TRAINING_TOLERANCE
 
 ACCELERATIONS = ("none", "anderson")
-SPRING_PATCH_CM = 0.4  # a vertex spring pulls the skin within this radius as one
 POLARS = ("iterative", "svd")
 STAGES = ("setup", "local", "rhs", "solve", "contacts")
 
@@ -116,8 +116,10 @@ class SimulatorState:
     ``element_rotations`` (E, 4) float32 quaternions (the polar step's guesses), and with
     activation-dependent stiffness the activations (M,) float64 the factor in use was made
     for (``factored_activations``: the conjugate-gradient solves between refactorisations
-    depend on it, so a resumed run must rebuild the same factor).
-    ``Simulator.set_state`` of a ``state()`` continues bit for bit."""
+    depend on it, so a resumed run must rebuild the same factor), and with a many-row glide
+    the activations its reference coupling was built for (``glide_reference``, None when it
+    has none) and whether it is due to be rebuilt (``glide_stale``): the glide's solves are
+    preconditioned by it. ``Simulator.set_state`` of a ``state()`` continues bit for bit."""
 
     positions: np.ndarray
     velocities: np.ndarray
@@ -125,9 +127,12 @@ class SimulatorState:
     element_rotations: np.ndarray
     previous_positions: np.ndarray | None = None
     factored_activations: np.ndarray | None = None
+    glide_reference: np.ndarray | None = None
+    glide_stale: bool = False
 
     def copy(self) -> SimulatorState:
         previous, factored = self.previous_positions, self.factored_activations
+        reference = self.glide_reference
         return SimulatorState(
             self.positions.copy(),
             self.velocities.copy(),
@@ -135,6 +140,8 @@ class SimulatorState:
             self.element_rotations.copy(),
             None if previous is None else previous.copy(),
             None if factored is None else factored.copy(),
+            None if reference is None else reference.copy(),
+            self.glide_stale,
         )
 
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -149,6 +156,9 @@ class SimulatorState:
             arrays["previous_positions"] = self.previous_positions
         if self.factored_activations is not None:
             arrays["factored_activations"] = self.factored_activations
+        if self.glide_reference is not None:
+            arrays["glide_reference"] = self.glide_reference
+            arrays["glide_stale"] = np.array(self.glide_stale)
         return arrays
 
     @classmethod
@@ -156,6 +166,7 @@ class SimulatorState:
         """The state ``to_arrays`` wrote."""
         previous = arrays.get("previous_positions")
         factored = arrays.get("factored_activations")
+        reference = arrays.get("glide_reference")
         return cls(
             np.array(arrays["positions"], dtype=np.float64),
             np.array(arrays["velocities"], dtype=np.float64),
@@ -163,6 +174,8 @@ class SimulatorState:
             np.array(arrays["element_rotations"], dtype=np.float32),
             None if previous is None else np.array(previous, dtype=np.float64),
             None if factored is None else np.array(factored, dtype=np.float64),
+            None if reference is None else np.array(reference, dtype=np.float64),
+            bool(arrays.get("glide_stale", False)),
         )
 
 
@@ -402,7 +415,9 @@ class Simulator:
                 len(self.free_nodes), self._sliding_slots, self.sliding_normals,
                 self.rest_positions[self.sliding_nodes],
                 GLIDE_GAP_FRACTION * self.tolerance * self.mean_edge_cm,
+                self._glide_reference_factor,
             )  # fmt: skip
+        self._glide_reference = None  # the activations of the glide's reference
         self._build_global_matrix(tets, shape_weights + volume_weights, rest_inverse)
         self._allocate(tets, rest_inverse, shape_weights, volume_weights)
         lips = lip_contact or (lip_contact is None and resolution == "hr")
@@ -411,7 +426,6 @@ class Simulator:
             self.device, material.contact_margin_cm, rig.lip_zone if lips else None,
         )  # fmt: skip
         self.embedding = embedding
-        self._skin_tree = None  # of the embedded skin at rest, for vertex springs
         self._rest_state = SimulatorState(
             self.rest_positions.copy(),
             np.zeros((len(self.free_nodes), 3)),
@@ -550,7 +564,19 @@ class Simulator:
             self.element_rotations.numpy().copy(),
             None if self._previous_positions is None else self._previous_positions.copy(),
             self._factored_activations.copy(),
+            *self._glide_state(),
         )
+
+    def _glide_state(self) -> tuple:
+        glide = self.glide
+        if glide is None or not glide.has_reference:
+            return None, False
+        return self._glide_reference.copy(), glide.stale
+
+    def _glide_reference_factor(self):
+        """The spring-free factor in use, as the glide's reference (recorded for the state)."""
+        self._glide_reference = self._factored_activations.copy()
+        return self.factors.get((), None)
 
     def set_state(self, state: SimulatorState) -> None:
         """Continue from a state of a simulator of the same rig and resolution."""
@@ -563,8 +589,6 @@ class Simulator:
                 f"{self.resolution.upper()} mesh of {self.node_count}."
             )
         state = state.copy()
-        if self.glide is not None:
-            self.glide.reset()
         self.positions, self.velocities, self._head = state.positions, state.velocities, state.head
         self._previous_positions = state.previous_positions
         self.element_rotations.assign(state.element_rotations)
@@ -572,6 +596,18 @@ class Simulator:
         if self._active is not None and factored is not None:
             if not np.array_equal(factored, self._factored_activations):
                 self._refactor(factored)
+        if self.glide is not None:
+            reference = state.glide_reference
+            if reference is not None and not self.glide.explicit:
+                self._glide_reference = reference
+                if self._active is not None and not np.array_equal(
+                    reference, self._factored_activations
+                ):
+                    matrix = self._constant_ff + self._active_ff(reference)
+                    reference = FactorCache(matrix, self.backend).get((), None)
+                else:
+                    reference = self.factors.get((), None)
+            self.glide.reset(reference, state.glide_stale)
 
     @property
     def factorizations(self) -> int:
@@ -618,14 +654,9 @@ class Simulator:
                 nodes.append([spring.index] * 4)
                 weights.append([1.0, 0.0, 0.0, 0.0])
             elif spring.index in vertex_row:
-                rows, offsets = self._spring_patch(vertex_row[spring.index])
-                share = spring.stiffness / len(rows)
-                nodes.extend(self.contacts.embedding_nodes[rows])
-                weights.extend(self.contacts.embedding_weights[rows])
-                targets.extend(np.asarray(spring.target) + offsets)
-                stiffness.extend([share] * len(rows))
-                kept.append((spring.kind, spring.index, spring.stiffness))
-                continue
+                row = vertex_row[spring.index]
+                nodes.append(self.contacts.embedding_nodes[row])
+                weights.append(self.contacts.embedding_weights[row])
             elif spring.index in rigid:
                 warnings.append(f"point spring on rigid vertex {spring.index} has no effect")
                 continue
@@ -641,17 +672,6 @@ class Simulator:
             return None
         return (tuple(kept), np.array(nodes, np.int64), np.array(weights, np.float64),
                 np.array(stiffness, np.float64), np.array(targets, np.float64))  # fmt: skip
-
-    def _spring_patch(self, row: int) -> tuple[np.ndarray, np.ndarray]:
-        """The embedded skin rows (P,) within SPRING_PATCH_CM of skin row ``row`` and their
-        rest offsets (P, 3) cm from it: a vertex spring pulls this patch as one (a fingertip,
-        not a needle: on one vertex, 1e6 dyn/cm loaded the few HR elements around it until
-        the solve stalled; lip_spring frames 13-15)."""
-        rest = self.rig.ict_rest_positions[self.embedding.vertices].astype(np.float64)
-        if self._skin_tree is None:
-            self._skin_tree = cKDTree(rest)
-        rows = np.array(sorted(self._skin_tree.query_ball_point(rest[row], SPRING_PATCH_CM)))
-        return rows, rest[rows] - rest[row]
 
     def _activation_vector(self, activations: dict[str, float]) -> np.ndarray:
         values = self._activations
@@ -811,12 +831,16 @@ class Simulator:
             * self.rest_volumes
         )
 
+    def _active_ff(self, activations: np.ndarray):
+        """The free/free part of the activation-dependent matrix for ``activations`` (M,)."""
+        extra = self._active_scale(activations)
+        scale = (extra * (1.0 + self.material.volume_stiffness_ratio))[self._active.elements]
+        return self._active.matrices(scale)[0]
+
     def _refactor(self, activations: np.ndarray, active_ff=None) -> None:
         """Factor the global matrix for ``activations`` (M,) and make it the one in use."""
         if active_ff is None:
-            extra = self._active_scale(activations)
-            scale = (extra * (1.0 + self.material.volume_stiffness_ratio))[self._active.elements]
-            active_ff = self._active.matrices(scale)[0]
+            active_ff = self._active_ff(activations)
         self._earlier_factorizations += self.factors.factorizations
         self.factors = FactorCache(self._constant_ff + active_ff, self.backend)
         self._factored_activations = np.array(activations, dtype=np.float64)
@@ -925,6 +949,8 @@ class Simulator:
             x, fallback = (plain, None) if extrapolated is None else (extrapolated, plain)
         if not converged and fallback is not None:
             x = fallback
+        if self.glide is not None:
+            self.glide.end_frame()
 
         penetration = self._store(frame, x)
         return StepResult(

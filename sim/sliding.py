@@ -103,14 +103,21 @@ class Glide:
     G μ = gaps, each product one solve, preconditioned by G from a reference factor and
     warm-started from the last step's μ (which barely moves between iterations), so a
     step costs 1 + (inner iterations) solves. Every returned solution lies on the planes to
-    ``gap_tolerance_cm``."""
+    ``gap_tolerance_cm``. ``reference_factor()`` gives the factor a reference is built from
+    when one is needed (the simulator's, which records what it was made for: a resumed run
+    must precondition alike to continue bit for bit); the multipliers start from zero each
+    frame for the same reason."""
 
-    def __init__(self, free_count: int, slots, rest_normals, rest_anchors, gap_tolerance_cm):
+    def __init__(
+        self, free_count: int, slots, rest_normals, rest_anchors, gap_tolerance_cm,
+        reference_factor,
+    ):  # fmt: skip
         self.free_count, self.slots = int(free_count), np.asarray(slots, dtype=np.int64)
         self.rest_normals = np.asarray(rest_normals, dtype=np.float64)
         self.rest_anchors = np.asarray(rest_anchors, dtype=np.float64)
         self.gap_tolerance_cm = float(gap_tolerance_cm)
         self.explicit = len(slots) <= EXPLICIT_LIMIT
+        self.reference_factor = reference_factor
         self.normals, self.anchors = self.rest_normals, self.rest_anchors
         self.offsets = self._offsets(self.anchors)
         self.multipliers = np.zeros(len(slots))
@@ -120,38 +127,50 @@ class Glide:
         self._factor = None  # the factor the responses or the reference come from
         self._responses = None  # explicit: A⁻¹ at the slots' columns (n, S)
         self._coupling = None  # Cholesky of G (exact when explicit, else the reference's)
-        self._stale = False
+        self.stale = False  # the reference is rebuilt before the next solve
 
     def _offsets(self, anchors: np.ndarray) -> np.ndarray:
         return np.einsum("sd,sd->s", self.normals, anchors)
 
     def begin_frame(self, head: np.ndarray) -> None:
         """The planes in the frame's head pose (4, 4)."""
-        steps, inner = self._frame_counts
-        if not self.explicit and inner > REFRESH_ABOVE * max(steps, 1):
-            self._stale = True
+        self.multipliers[:] = 0.0
         self._frame_counts = [0, 0]
         rotation, offset = head[:3, :3], head[:3, 3]
         self.normals = self.rest_normals @ rotation.T
         self.anchors = self.rest_anchors @ rotation.T + offset
         self.offsets = self._offsets(self.anchors)
 
-    def reset(self) -> None:
-        """Forget the warm start and the reference: a run from a state does not depend on
-        what the simulator solved before."""
-        self.multipliers[:] = 0.0
-        if not self.explicit:
-            self._coupling, self._factor = None, None
+    def end_frame(self) -> None:
+        """Mark the reference stale when this frame needed more than REFRESH_ABOVE inner
+        iterations per step."""
+        steps, inner = self._frame_counts
+        if not self.explicit and inner > REFRESH_ABOVE * max(steps, 1):
+            self.stale = True
+
+    @property
+    def has_reference(self) -> bool:
+        return not self.explicit and self._coupling is not None
+
+    def reset(self, reference=None, stale: bool = False) -> None:
+        """Drop the reference, or build it from the factor ``reference`` (many rows)."""
+        self._coupling, self._factor = None, None
+        if reference is not None and not self.explicit:
+            self._build(reference)
+        self.stale = stale
 
     def gaps(self, x_free: np.ndarray) -> np.ndarray:
         """Signed distances (S,) cm of the sliding nodes from their planes."""
         return np.einsum("sd,sd->s", self.normals, x_free[self.slots]) - self.offsets
 
     def _prepare(self, factor) -> None:
-        if self.explicit and factor is self._factor:
-            return
-        if not self.explicit and self._coupling is not None and not self._stale:
-            return
+        if self.explicit:
+            if factor is not self._factor:
+                self._build(factor)
+        elif self._coupling is None or self.stale:
+            self._build(self.reference_factor())
+
+    def _build(self, factor) -> None:
         count, free_count = len(self.slots), self.free_count
         at_slots = np.zeros((count, count))
         columns = None
@@ -167,7 +186,7 @@ class Glide:
                 columns[:, block] = response
         coupling = 0.5 * (at_slots + at_slots.T) * (self.rest_normals @ self.rest_normals.T)
         self._coupling = cho_factor(coupling)
-        self._responses, self._factor, self._stale = columns, factor, False
+        self._responses, self._factor, self.stale = columns, factor, False
         self.references += 1
 
     def _response(self, solve, weights: np.ndarray) -> np.ndarray:

@@ -108,3 +108,28 @@ def test_the_many_row_glide_and_the_preconditioned_path_find_the_same_frames(rig
         assert max(a.sliding_gap_cm, b.sliding_gap_cm, c.sliding_gap_cm) < 1e-6
         np.testing.assert_allclose(b.volume_positions, a.volume_positions, atol=1e-3 * edge)
         np.testing.assert_allclose(c.volume_positions, a.volume_positions, atol=1e-3 * edge)
+
+
+def test_a_state_with_a_many_row_glide_continues_bit_for_bit(rig, monkeypatch):
+    """The reference coupling preconditions the many-row glide, so the state carries what
+    it was built for and whether it is due to be rebuilt (here after every frame)."""
+    from physface.sim.simulator import SimulatorState
+
+    monkeypatch.setattr("physface.sim.sliding.EXPLICIT_LIMIT", 0)
+    monkeypatch.setattr("physface.sim.sliding.REFRESH_ABOVE", 0.0)
+    book = load_performance_book()
+    frames = [
+        Controls(activations=unit_activations(book, {"AU1": a, "AU2": a, "AU4": 1.0 - a}))
+        for a in (0.3, 0.7, 1.0, 0.6)
+    ]
+    one = Simulator(rig, tolerance=1e-5, max_iterations=200)
+    one.step(frames[0])
+    one.step(frames[1])
+    saved = SimulatorState.from_arrays(one.state().to_arrays())
+    assert saved.glide_reference is not None and saved.glide_stale
+    expected = [one.step(controls).volume_positions for controls in frames[2:]]
+    assert one.glide.references >= 3  # rebuilt after each frame
+    two = Simulator(rig, tolerance=1e-5, max_iterations=200)
+    two.set_state(saved)
+    for controls, positions in zip(frames[2:], expected, strict=True):
+        np.testing.assert_array_equal(two.step(controls).volume_positions, positions)
