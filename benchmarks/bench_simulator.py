@@ -160,7 +160,7 @@ def bench_preset(
             f"{hr_note}; HR timed on a proxy: the BCC lattice at {spacing:.3f} cm "
             f"({hr_rig.lr.element_count} elements), not the conforming HR mesh"
         )
-    if rig.hr is not None or hr_resolution == "lr":
+    if hr_frames > 0 and (rig.hr is not None or hr_resolution == "lr"):
         mesh = hr_rig.hr if hr_resolution == "hr" else hr_rig.lr
         # frames HR_START.. of the theme (it moves there), warm-started from two before
         sequence = sequences["theme"][HR_START - 2 : HR_START + hr_frames]

@@ -277,9 +277,10 @@ def _projected_cg(matrix, rhs, start, precondition) -> np.ndarray:
     (projected preconditioned CG; Gould, Hribar & Nocedal 2001). The planes couple the
     three columns, so they are one vector here."""
     x = np.array(start, dtype=np.float64)
-    residual = rhs - matrix @ x
+    product = matrix @ x
+    residual = rhs - product
     z = precondition(residual)
-    scale = float(np.vdot(rhs, precondition(rhs)))
+    scale = max(float(np.vdot(x, product)), 1e-300)  # the energy norm² of the start
     direction, rz = z.copy(), float(np.vdot(residual, z))
     for _ in range(CG_MAX_ITERATIONS):
         if rz <= CG_TOLERANCE**2 * scale:
