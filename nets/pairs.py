@@ -88,7 +88,8 @@ from ..sim.tolerances import SETTLED_RESIDUAL
 
 FORMAT = "physface-pairs/1"
 SPLITS = ("train", "val", "test", "generalisation")
-TRAIN_THEMES = ("amazement", "pain")
+# the paper's two and the range of motion (sim/data/performances.toml)
+TRAIN_THEMES = ("amazement", "pain", "range_face", "range_mouth")
 TEST_THEMES = ("anger", "fear")
 GENERALISATION = ("head_shake", "lip_spring", "cheek_sphere")
 VAL_FRACTION = 0.15

@@ -108,21 +108,23 @@ class DatasetSettings:
 
 def plan_names(settings: DatasetSettings) -> list[str]:
     """The names of the dataset's sequences in order (no rig or face model needed)."""
-    from .performances import GENERALISATION, THEMES
+    from .performances import GENERALISATION, RANGE_THEMES, THEMES
 
     names = [
         theme if variant == 0 else f"{theme}_v{variant}"
-        for theme in THEMES
+        for theme in (*THEMES, *RANGE_THEMES)
         for variant in range(settings.variants)
     ]
     return names + list(GENERALISATION)
 
 
 def plan_performances(settings: DatasetSettings, model, anatomy, book=None) -> list:
-    """The dataset's sequences: each theme (``variants`` seeds, named ``theme`` for the
-    first and ``theme_vK`` after), then the §5.3 sequences."""
+    """The dataset's sequences: each theme, the paper's and the range of motion
+    (``variants`` seeds, named ``theme`` for the first and ``theme_vK`` after), then the §5.3
+    sequences."""
     from .performances import (
         GENERALISATION,
+        RANGE_THEMES,
         THEMES,
         generalisation_performance,
         load_performance_book,
@@ -131,7 +133,7 @@ def plan_performances(settings: DatasetSettings, model, anatomy, book=None) -> l
 
     book = book or load_performance_book()
     performances = []
-    for theme in THEMES:
+    for theme in (*THEMES, *RANGE_THEMES):
         for variant in range(settings.variants):
             performance = theme_performance(theme, settings.frames, settings.seed + variant, book)
             if variant:
@@ -301,23 +303,32 @@ def _check_request(out_dir: Path, settings, resolutions, sequences, workers) -> 
     return [name for name in names if name in chosen]
 
 
-def _refuse_another_dataset(out_dir: Path, meta: dict) -> bool:
-    """Refuse a folder holding a dataset made otherwise; True when the folder is new."""
+def _refuse_another_dataset(out_dir: Path, meta: dict) -> str:
+    """Refuse a folder holding a dataset made otherwise. "new" when the folder holds none,
+    "same" for the same plan, "extended" when the plan adds sequences to one made with the
+    same settings, rig and code (a theme added to the performance book): the sequences
+    already there are kept, frame for frame, and the new ones are simulated beside them."""
     old = read_json(out_dir / "dataset.json")
     if old is None:
-        return True
+        return "new"
     changed = []
     for key, value in meta.items():
+        if key == "sequences":
+            continue
         if isinstance(value, dict) and isinstance(old.get(key), dict):
             changed += [f"{key}.{k}" for k in value if old[key].get(k) != value[k]]
         elif old.get(key) != value:
             changed.append(key)
+    planned = {s["name"]: s for s in meta["sequences"]}
+    kept = [s["name"] for s in old.get("sequences", []) if planned.get(s["name"]) == s]
+    if len(kept) < len(old.get("sequences", [])):
+        changed.append("sequences")
     if changed:
         raise DataError(
             f"{out_dir} holds a dataset made with other {', '.join(changed)}; generate "
             "into a new folder, or delete the old one to start over."
         )
-    return False
+    return "same" if len(kept) == len(planned) else "extended"
 
 
 def _write_inputs(out_dir: Path, rig, model, performances, chosen, resolutions, common) -> list:
@@ -428,9 +439,9 @@ def generate_dataset(
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     with exclusive_folder(out_dir):
-        new = _refuse_another_dataset(out_dir, meta)
+        folder = _refuse_another_dataset(out_dir, meta)
         tasks = _write_inputs(out_dir, rig, model, performances, chosen, resolutions, common)
-        if new:
+        if folder != "same":
             write_json(out_dir / "dataset.json", meta)
         summaries = _run_tasks(_ordered(tasks), workers, progress, deadline, interrupt_after)
     _raise_failures(summaries)

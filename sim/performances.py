@@ -31,7 +31,10 @@ from .errors import DataError
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "data" / "performances.toml"
 FPS = 24.0
-THEMES = ("amazement", "anger", "fear", "pain")
+THEMES = ("amazement", "anger", "fear", "pain")  # Park et al. 2024 §4
+# Range of motion: every action unit alone and in the test themes' combinations, so the
+# network trains on the whole control space (performances.toml explains why)
+RANGE_THEMES = ("range_face", "range_mouth")
 GENERALISATION = ("head_shake", "lip_spring", "cheek_sphere")
 _JAW_KEYS = ("opening_deg", "lateral_mm", "protrusion_mm")
 
@@ -570,6 +573,7 @@ def generalisation_performance(
 __all__ = [
     "FPS",
     "GENERALISATION",
+    "RANGE_THEMES",
     "THEMES",
     "Beat",
     "Performance",

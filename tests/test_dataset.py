@@ -16,6 +16,7 @@ import pytest
 
 from physface.sim.performances import (
     GENERALISATION,
+    RANGE_THEMES,
     THEMES,
     generalisation_performance,
     load_performance_book,
@@ -131,6 +132,29 @@ def test_theme_activates_the_muscles_of_its_action_units(book, theme):
         assert peak[muscle] < 0.1, (theme, muscle, peak[muscle])
 
 
+def test_the_range_of_motion_reaches_every_volume_muscle_and_the_jaw(book):
+    """The two range-of-motion themes together drive every muscle the volume simulates
+    (the lid muscles act in sim/eyelids.py, not in the lattice) past half strength, open
+    the jaw past 20 degrees, and stay smooth: full-strength onsets in about a third of a
+    second (a fast facial action), so a looser bound than the paper's themes."""
+    from physface.sim.muscles import load_muscle_definitions
+
+    lids = {d.name for d in load_muscle_definitions() if d.kind == "lid"}
+    peak = np.zeros(len(book.muscle_names))
+    for theme in RANGE_THEMES:
+        performance = theme_performance(theme, book=book)
+        a, jaw = performance.activations, performance.jaw
+        assert performance.frames >= 150 and a.min() >= 0.0 and a.max() <= 1.0
+        assert a[0].max() < 0.15 and a[-1].max() < 0.15
+        assert np.abs(np.diff(a, axis=0)).max() < 0.4
+        assert np.abs(np.diff(jaw[:, 0])).max() < 6.0
+        peak = np.maximum(peak, a.max(axis=0))
+    weak = [m for m, p in zip(book.muscle_names, peak, strict=True) if p < 0.5 and m not in lids]
+    assert not weak, weak
+    jaw_peak = theme_performance("range_mouth", book=book).jaw[:, 0].max()
+    assert jaw_peak > 20.0
+
+
 def test_unknown_action_unit_is_a_clear_error(tmp_path):
     from physface.sim.errors import DataError
     from physface.sim.performances import DEFAULT_PATH
@@ -175,7 +199,7 @@ def test_format_round_trip_with_numpy_alone(straight, settings, book):
     assert meta["format"] == "physface-dataset/1" and meta["preset"] == "tiny"
     assert meta["rig_key"].startswith("tiny_") and len(meta["rig_sha256"]) == 64
     names = [s["name"] for s in meta["sequences"]]
-    assert names == [*THEMES, *GENERALISATION]
+    assert names == [*THEMES, *RANGE_THEMES, *GENERALISATION]
     with np.load(straight / "rest.npz") as rest:
         vertex_count = len(rest["neutral"])
         embedded = rest["embedded_vertices"]
@@ -277,6 +301,40 @@ def test_other_settings_are_refused(tmp_path, straight, settings):
         generate_dataset(
             out, replace(settings, seed=7), ("lr",), ("pain",), workers=0, progress=False
         )
+
+
+def test_a_theme_added_to_the_book_extends_the_dataset(tmp_path, straight, settings, monkeypatch):
+    """A dataset made before a theme was added keeps its sequences byte for byte and gains
+    the new one; a sequence whose controls changed is refused, not mixed."""
+    import physface.sim.performances as performances
+    from physface.sim.dataset import generate_dataset
+    from physface.sim.errors import DataError
+
+    out = tmp_path / "grown"
+    monkeypatch.setattr(performances, "RANGE_THEMES", ())
+    generate_dataset(out, settings, ("lr",), ("pain",), workers=0, progress=False)
+    before = (out / "pain" / "controls.npz").read_bytes(), sorted((out / "pain").rglob("*"))
+    names = [s["name"] for s in json.loads((out / "dataset.json").read_text())["sequences"]]
+    assert "range_face" not in names
+    monkeypatch.undo()
+    generate_dataset(out, settings, ("lr",), ("range_face",), workers=0, progress=False)
+    meta = json.loads((out / "dataset.json").read_text())
+    assert [s["name"] for s in meta["sequences"]] == [*THEMES, *RANGE_THEMES, *GENERALISATION]
+    assert (out / "pain" / "controls.npz").read_bytes() == before[0]
+    assert sorted((out / "pain").rglob("*")) == before[1]
+    assert (out / "range_face" / "controls.npz").exists()
+    # the book changed under a sequence already there: refused
+    original = performances.theme_performance
+
+    def louder(name, *args, **kwargs):
+        performance = original(name, *args, **kwargs)
+        if name == "pain":
+            performance.activations = np.clip(performance.activations * 1.5, 0, 1)
+        return performance
+
+    monkeypatch.setattr(performances, "theme_performance", louder)
+    with pytest.raises(DataError, match="differs from what this code generates"):
+        generate_dataset(out, settings, ("lr",), ("pain",), workers=0, progress=False)
 
 
 def test_a_second_run_on_the_same_folder_is_refused(tmp_path, straight, settings):
