@@ -560,7 +560,8 @@ def test_the_format_module_reads_without_warp_scipy_or_the_simulator(straight):
         "print(skin.shape[0], len(rows), heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == [str(FRAMES), str(7 * len(RESOLUTIONS)), "[]"]
+    sequences = len(THEMES) + len(RANGE_THEMES) + len(GENERALISATION)
+    assert out.stdout.split() == [str(FRAMES), str(sequences * len(RESOLUTIONS)), "[]"]
 
 
 def test_workers_use_the_data_folder_they_were_given(tmp_path, straight, settings, monkeypatch):
