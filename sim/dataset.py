@@ -108,11 +108,11 @@ class DatasetSettings:
 
 def plan_names(settings: DatasetSettings) -> list[str]:
     """The names of the dataset's sequences in order (no rig or face model needed)."""
-    from .performances import GENERALISATION, RANGE_THEMES, THEMES
+    from .performances import DATASET_THEMES, GENERALISATION
 
     names = [
         theme if variant == 0 else f"{theme}_v{variant}"
-        for theme in (*THEMES, *RANGE_THEMES)
+        for theme in DATASET_THEMES
         for variant in range(settings.variants)
     ]
     return names + list(GENERALISATION)
@@ -123,9 +123,8 @@ def plan_performances(settings: DatasetSettings, model, anatomy, book=None) -> l
     (``variants`` seeds, named ``theme`` for the first and ``theme_vK`` after), then the §5.3
     sequences."""
     from .performances import (
+        DATASET_THEMES,
         GENERALISATION,
-        RANGE_THEMES,
-        THEMES,
         generalisation_performance,
         load_performance_book,
         theme_performance,
@@ -133,7 +132,7 @@ def plan_performances(settings: DatasetSettings, model, anatomy, book=None) -> l
 
     book = book or load_performance_book()
     performances = []
-    for theme in (*THEMES, *RANGE_THEMES):
+    for theme in DATASET_THEMES:
         for variant in range(settings.variants):
             performance = theme_performance(theme, settings.frames, settings.seed + variant, book)
             if variant:

@@ -35,6 +35,7 @@ THEMES = ("amazement", "anger", "fear", "pain")  # Park et al. 2024 §4
 # Range of motion: every action unit alone and in the test themes' combinations, so the
 # network trains on the whole control space (performances.toml explains why)
 RANGE_THEMES = ("range_face", "range_mouth")
+DATASET_THEMES = (*THEMES, *RANGE_THEMES)  # the themes a dataset simulates, in order
 GENERALISATION = ("head_shake", "lip_spring", "cheek_sphere")
 _JAW_KEYS = ("opening_deg", "lateral_mm", "protrusion_mm")
 
@@ -572,6 +573,7 @@ def generalisation_performance(
 
 __all__ = [
     "FPS",
+    "DATASET_THEMES",
     "GENERALISATION",
     "RANGE_THEMES",
     "THEMES",

@@ -311,7 +311,7 @@ def test_a_theme_added_to_the_book_extends_the_dataset(tmp_path, straight, setti
     from physface.sim.errors import DataError
 
     out = tmp_path / "grown"
-    monkeypatch.setattr(performances, "RANGE_THEMES", ())
+    monkeypatch.setattr(performances, "DATASET_THEMES", THEMES)
     generate_dataset(out, settings, ("lr",), ("pain",), workers=0, progress=False)
     before = (out / "pain" / "controls.npz").read_bytes(), sorted((out / "pain").rglob("*"))
     names = [s["name"] for s in json.loads((out / "dataset.json").read_text())["sequences"]]
