@@ -183,10 +183,58 @@ def controls_of(obj):
     return Controls(activations=activations, jaw=jaw, gravity=gravity)
 
 
+def controls_at(obj, frame: int):
+    """The head's Controls at another ``frame`` as its action's F-curves give them (the
+    rest as they are now), or None when drivers or NLA strips animate the head: the
+    player's lookahead guess, which it checks against that frame's own controls, so a
+    wrong guess costs time, never a different result."""
+    from bpy_extras.anim_utils import action_get_channelbag_for_slot
+
+    controls = controls_of(obj)
+    animation = obj.animation_data
+    if animation is None:
+        return controls
+    if animation.drivers or animation.nla_tracks:
+        return None
+    channels = action_get_channelbag_for_slot(animation.action, animation.action_slot)
+    if channels is None:
+        return controls
+    props, activations, jaw = obj.physface, dict(controls.activations), {}
+    for curve in channels.fcurves:
+        path = curve.data_path
+        if not path.startswith("physface."):
+            continue
+        owner, _, name = path[len("physface.") :].rpartition(".")
+        target = props.activations if owner == "activations" else props
+        if owner not in ("", "activations") or name not in target.bl_rna.properties:
+            continue
+        limits = target.bl_rna.properties[name]
+        value = min(max(curve.evaluate(frame), limits.hard_min), limits.hard_max)
+        if owner == "activations":
+            if name in activations:
+                activations[name] = float(np.float32(value))
+        elif name in ("jaw_opening", "jaw_lateral", "jaw_protrusion"):
+            jaw[name] = float(np.float32(value))
+    from ..sim.anatomy import JawPose
+
+    pose = JawPose(
+        jaw.get("jaw_opening", props.jaw_opening),
+        jaw.get("jaw_lateral", props.jaw_lateral),
+        jaw.get("jaw_protrusion", props.jaw_protrusion),
+    )
+    return type(controls)(activations=activations, jaw=pose, gravity=controls.gravity)
+
+
 def play_frame(obj, frame: int, data_folder=None):
-    """Play one frame of a head under its current properties → ``PlayedFrame``."""
+    """Play one frame of a head under its current properties → ``PlayedFrame``. Playing
+    forward (the last frame shown was the one before, and this is not the scene's last),
+    the next frame's simulation starts beside this frame's skin (``HeadPlayer.play``)."""
     runtime = runtime_for(obj, data_folder)
-    return runtime.player.play(frame, controls_of(obj))
+    player = runtime.player
+    ahead = None
+    if player.last_frame == frame - 1 and frame < bpy.context.scene.frame_end:
+        ahead = controls_at(obj, frame + 1)
+    return player.play(frame, controls_of(obj), ahead)
 
 
 def positions_by_object(obj, positions: np.ndarray) -> dict[str, np.ndarray]:
@@ -220,6 +268,7 @@ def update_head(obj, frame: int) -> None:
         timings = dict(played.timings, write_ms=1000 * (time.perf_counter() - clock))
         for name in (
             "simulation_ms",
+            "simulation_wait_ms",
             "skin_ms",
             "eyelids_ms",
             "write_ms",

@@ -211,6 +211,13 @@ class PHYSFACE_PG_head(bpy.types.PropertyGroup):
         options={"SKIP_SAVE"},
     )
     simulation_ms: bpy.props.FloatProperty(name="Simulation", default=0.0, options={"SKIP_SAVE"})
+    simulation_wait_ms: bpy.props.FloatProperty(
+        name="Simulation Wait",
+        description="Of the simulation's time, what the frame waited (the rest ran beside the "
+        "last frame's skin)",
+        default=0.0,
+        options={"SKIP_SAVE"},
+    )
     skin_ms: bpy.props.FloatProperty(name="Skin", default=0.0, options={"SKIP_SAVE"})
     eyelids_ms: bpy.props.FloatProperty(name="Eyelids", default=0.0, options={"SKIP_SAVE"})
     write_ms: bpy.props.FloatProperty(name="Write", default=0.0, options={"SKIP_SAVE"})

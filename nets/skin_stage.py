@@ -68,6 +68,7 @@ class NetworkSkinStage:
     damaged or made for another LR lattice; the caller falls back to the embedded stage."""
 
     name = "network"
+    overlaps = True  # ONNX Runtime runs without the GIL: the next frame simulates beside it
 
     def __init__(self, rig, model, *, threads: int = 2):
         if isinstance(model, (str, os.PathLike)):

@@ -55,7 +55,9 @@ class VIEW3D_PT_physface(bpy.types.Panel):
         row.prop(props, "live", toggle=True, icon="PLAY")
         row.prop(props, "mirror", toggle=True, icon="MOD_MIRROR")
         col = layout.column(align=True)
-        col.label(text=f"Simulation {props.simulation_ms:.1f} ms · {props.iterations} it")
+        waited = props.simulation_wait_ms
+        beside = f" ({waited:.1f} waited)" if waited < props.simulation_ms - 0.05 else ""
+        col.label(text=f"Simulation {props.simulation_ms:.1f} ms{beside} · {props.iterations} it")
         col.label(text=f"Skin {props.skin_in_use} {props.skin_ms:.1f} ms")
         col.label(text=f"Eyelids {props.eyelids_ms:.1f} ms")
         col.label(text=f"Write {props.write_ms:.1f} ms")

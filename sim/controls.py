@@ -262,6 +262,22 @@ def validate_controls(controls: Controls, muscle_names) -> tuple[Controls, list[
     return clean, warnings
 
 
+def same_controls(a, b) -> bool:
+    """Whether two controls (or any of their parts) are equal value for value: arrays by
+    their elements, dataclasses by their fields, containers element by element."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.shape(a) == np.shape(b) and bool(np.array_equal(a, b))
+    if type(a) is not type(b):
+        return False
+    if hasattr(a, "__dataclass_fields__"):
+        return all(same_controls(getattr(a, f.name), getattr(b, f.name)) for f in fields(a))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_controls(a[k], b[k]) for k in a)
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(map(same_controls, a, b))
+    return a == b
+
+
 __all__ = [
     "MAX_GRAVITY",
     "MAX_SPRING_STIFFNESS",
@@ -270,5 +286,6 @@ __all__ = [
     "Plane",
     "PointSpring",
     "Sphere",
+    "same_controls",
     "validate_controls",
 ]

@@ -36,6 +36,7 @@ from .contacts import Contacts
 from .controls import Controls, PointSpring, validate_controls
 from .errors import ControlError
 from .factor import FactorCache, single_threaded_blas
+from .parallel import SplitLaunch
 from .rig import Rig
 from .simmesh import FREE, JAW, SKULL
 from .sliding import Glide, sliding_nodes, tether_stiffness
@@ -550,6 +551,16 @@ class Simulator:
         self.node_forces = wp.zeros(n, dtype=wp.vec3, device=d)
         self._host_positions = np.zeros((n, 3), dtype=np.float32)
 
+        def local_step_arguments(a: int, b: int):
+            return (
+                [self.vertex_positions, self.tet_indices[a:b], self.rest_inverse[a:b],
+                 self.element_actuations[a:b], self.shape_weights[a:b],
+                 self.volume_weights[a:b], int(self.polar == "svd"), self.element_rotations[a:b]],
+                [self.element_targets[a:b], self.element_energies[a:b]],
+            )  # fmt: skip
+
+        self._local_step = SplitLaunch(kernels.project_elements, e, local_step_arguments, d)
+
     # --- state -------------------------------------------------------------------------------
 
     def reset(self) -> None:
@@ -692,15 +703,7 @@ class Simulator:
 
     def _project(self) -> float:
         """Local step at the uploaded positions; returns the elastic energy (erg)."""
-        wp.launch(
-            kernels.project_elements,
-            dim=self.element_count,
-            inputs=[self.vertex_positions, self.tet_indices, self.rest_inverse,
-                    self.element_actuations, self.shape_weights, self.volume_weights,
-                    int(self.polar == "svd"), self.element_rotations],
-            outputs=[self.element_targets, self.element_energies],
-            device=self.device,
-        )  # fmt: skip
+        self._local_step()
         return float(self.element_energies.numpy().sum(dtype=np.float64))
 
     def _assemble(self) -> np.ndarray:

@@ -96,6 +96,24 @@ def _keyframe_smile(bpy, head):
     bpy.context.scene.frame_set(1)
 
 
+def test_the_next_frames_controls_are_guessed_from_the_action(head, blender, addon_module):
+    """The lookahead's guess at frame f for f + 1 is what the head's properties hold once
+    the timeline is at f + 1 (value for value), and none is made where drivers animate."""
+    from physface.sim.controls import same_controls
+
+    live = addon_module.blender.live
+    _keyframe_smile(blender, head)
+    for frame in (1, 2, 3):
+        blender.context.scene.frame_set(frame)
+        guess = live.controls_at(head, frame + 1)
+        blender.context.scene.frame_set(frame + 1)
+        assert same_controls(guess, live.controls_of(head)), frame
+    assert not same_controls(live.controls_at(head, 1), live.controls_of(head))
+    driver = head.driver_add("physface.activations.risorius_L").driver
+    driver.expression = "0.3"
+    assert live.controls_at(head, 2) is None
+
+
 def test_bake_matches_direct_computation_and_plays_back(head, blender, addon_module, tmp_path):
     bpy = blender
     _keyframe_smile(bpy, head)

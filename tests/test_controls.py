@@ -9,6 +9,7 @@ from physface.sim.controls import (
     MAX_GRAVITY,
     MAX_SPRING_STIFFNESS,
     Controls,
+    JawPose,
     PointSpring,
     validate_controls,
 )
@@ -83,3 +84,24 @@ def test_huge_spring_stiffness_plays_as_the_bound(player):
     np.testing.assert_array_equal(huge_positions, bound.positions)
     assert np.linalg.norm(huge_positions[vertex] - target) < 0.1  # held near the target
     assert np.abs(huge_positions - player.rig.ict_rest_positions).max() < 2.0
+
+
+def test_same_controls_compares_every_value():
+    from physface.sim.controls import Sphere, same_controls
+
+    base = Controls(
+        activations={"a": 0.5}, jaw=JawPose(opening_deg=3.0), gravity=(0.0, -981.0, 0.0)
+    )
+    assert same_controls(base, Controls(activations={"a": 0.5}, jaw=JawPose(opening_deg=3.0),
+                                        gravity=(0.0, -981.0, 0.0)))  # fmt: skip
+    assert not same_controls(base, Controls(activations={"a": 0.5000001}, jaw=base.jaw,
+                                            gravity=base.gravity))  # fmt: skip
+    assert not same_controls(base, Controls(activations={"a": 0.5, "b": 0.0}, jaw=base.jaw,
+                                            gravity=base.gravity))  # fmt: skip
+    assert not same_controls(base, Controls(activations=base.activations, jaw=base.jaw))
+    moved = np.eye(4)
+    moved[0, 3] = 1e-6
+    assert not same_controls(base, Controls(base.activations, base.jaw, moved, base.gravity))
+    ball = Sphere(centre=(0.0, 0.0, 12.0), radius=2.0)
+    assert same_controls(Controls(colliders=(ball,)), Controls(colliders=(ball,)))
+    assert not same_controls(Controls(colliders=(ball,)), Controls())

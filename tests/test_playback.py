@@ -7,6 +7,8 @@ so these tests pin what each of them shows for a frame.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -82,6 +84,71 @@ def test_the_same_frame_again_continues_from_the_shown_state(rig):
     # not reset: a cold start is deterministic, so only a warm start can differ from it
     assert not np.array_equal(warm.positions, cold.positions)
     assert np.abs(warm.positions - cold.positions).max() < 0.02  # cm
+
+
+def _overlapping_player(rig):
+    """A player whose skin stage lets the next frame simulate beside it (as the network's
+    does): the real embedded stage, its ``overlaps`` switched on for this player."""
+    player = _player(rig)
+    player.embedded_stage = player.skin_stage = type(player.skin_stage)(rig)
+    player.skin_stage.overlaps = True
+    return player
+
+
+def test_the_lookahead_gives_every_frame_bit_for_bit(rig):
+    """Frame f + 1 simulated beside frame f's skin is taken when the guess was right, and
+    thrown away (the simulator back at the shown frame) when the frame's controls differ,
+    the timeline jumps or the frame is played again: the same positions as without it."""
+    looking, plain = _overlapping_player(rig), _player(rig)
+    other = Controls(activations={rig.muscle_names[1]: 0.7}, jaw=JawPose(opening_deg=4.0))
+    # (frame, its controls, the guess for the next frame)
+    plan = [
+        (1, _controls(rig, 1), _controls(rig, 2)),
+        (2, _controls(rig, 2), _controls(rig, 3)),  # taken
+        (3, _controls(rig, 3), _controls(rig, 4)),  # taken
+        (4, other, _controls(rig, 5)),  # a wrong guess: frame 4 had other controls
+        (4, _controls(rig, 4), _controls(rig, 5)),  # the same frame again: guess not taken
+        (5, _controls(rig, 5), _controls(rig, 6)),  # taken
+        (9, _controls(rig, 9), _controls(rig, 10)),  # a jump
+        (10, _controls(rig, 10), None),  # taken
+    ]
+    threads = []  # the thread of every simulated frame
+    advance = looking.simulator.advance
+
+    def recorded(*args):
+        threads.append(threading.current_thread().name.startswith("physface-lookahead"))
+        return advance(*args)
+
+    looking.simulator.advance = recorded
+    for frame, controls, following in plan:
+        ahead = looking.play(frame, controls, following)
+        expected = plain.play(frame, controls)
+        np.testing.assert_array_equal(ahead.positions, expected.positions)
+        assert ahead.result.iterations == expected.result.iterations
+        assert ahead.timings["simulation_ms"] > 0
+    # frames 1, 4, 4 again and 9 simulated when asked; 2, 3, 5 and 10 taken from the 7
+    # lookaheads (2, 3, 4, 5, 5, 6, 10)
+    assert threads.count(False) == 4 and threads.count(True) == 7
+    assert looking._ahead is None  # the last call announced no next frame
+
+
+def test_the_lookahead_runs_only_beside_a_stage_that_overlaps(rig):
+    player = _player(rig)  # the embedded stage: nothing to hide the simulation behind
+    played = player.play(1, _controls(rig, 1), _controls(rig, 2))
+    assert player._ahead is None
+    assert played.timings["simulation_wait_ms"] == pytest.approx(
+        played.timings["simulation_ms"], rel=0.5
+    )
+
+
+def test_a_lookahead_under_bad_controls_is_left_to_its_own_frame(rig):
+    player = _overlapping_player(rig)
+    name = rig.muscle_names[0]
+    player.play(1, _controls(rig, 1), Controls(activations={name: float("nan")}))
+    with pytest.raises(ControlError, match=name):
+        player.play(2, Controls(activations={name: float("nan")}))
+    again = player.play(3, _controls(rig, 3))
+    assert again.result.converged
 
 
 def test_warnings_reach_the_caller_and_bad_controls_leave_the_player_working(rig):
