@@ -180,13 +180,14 @@ class HeadPlayer:
         ahead = self._finish_lookahead()
         if ahead is None:
             return None
+        announced = frame == ahead.frame and same_controls(controls, ahead.controls)
         try:
             result = ahead.future.result()
         except Exception:
-            if frame == ahead.frame and same_controls(controls, ahead.controls):
+            if announced:
                 raise  # the frame's own simulation failed: the caller reports it
             result = None
-        if result is not None and frame == ahead.frame and same_controls(controls, ahead.controls):
+        if result is not None and announced:
             return result
         self.simulator.set_state(ahead.state)
         return None
