@@ -82,6 +82,9 @@ def test_each_calibrated_action_moves_its_key_point_the_published_way_on_tiny():
     # The lids do not depend on the lattice (sim/eyelids.py): the full published low end.
     assert results["blink"].verdict == "within", results["blink"].value_mm
     assert results["widen"].along_mm > 1.5
+    # The peripheral orbicularis oris funnels the upper lip forward (tiny 0.20 mm, default
+    # 1.82); with one ring for the whole sphincter it went back like a pucker.
+    assert results["funnel_lips"].along_mm > 0.1, results["funnel_lips"].displacement_mm
     inverted, elements = full_strength_inversions(rig)
     assert elements == len(rig.lr.tets) and 0 <= inverted < elements // 100
 
